@@ -1,0 +1,163 @@
+"""Derivatives as functions: `grad`, `jacobian`, `hessian`, and `gradcheck`.
+
+None of these touch ``.grad``: they return their results.
+
+First-order derivatives reuse the local derivatives each node stored as floats
+when it was made.  With ``create_graph=True`` the local derivatives are instead
+recomputed as Values from the same rules (:mod:`autodiff.rules`), so the result
+is a graph of its own that can be differentiated again.  The first-order path,
+and ``Value.backward``, pay nothing for this.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Union
+
+from autodiff import engine
+from autodiff.engine import Value, no_grad, topological_order
+from autodiff.rules import RULES
+
+__all__ = ["grad", "jacobian", "hessian", "gradcheck", "GradcheckError"]
+
+Scalar = Union[Value, float]
+
+
+def grad(output: Value, inputs: Sequence[Value], *, create_graph: bool = False) -> list[Value]:
+    """∂output/∂x for each Value x in `inputs`, without touching any ``.grad``.
+
+    An input that `output` does not depend on gets 0.  With ``create_graph=True``
+    the results are Values whose own graphs lead back to the inputs, so they can
+    be differentiated again (Hessians, third derivatives); otherwise they are
+    leaves.
+    """
+    if not isinstance(output, Value):
+        raise TypeError(f"grad: output must be a Value, got {type(output).__name__} {output!r}")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Value):
+            raise TypeError(f"grad: inputs[{i}] must be a Value, got {type(x).__name__} {x!r}")
+    adjoint: dict[Value, Scalar] = {output: 1.0}
+    order = topological_order(output)
+    if create_graph:
+        prev = engine._grad_enabled
+        engine._grad_enabled = True
+        try:
+            _accumulate_graph(order, adjoint)
+        finally:
+            engine._grad_enabled = prev
+    else:
+        for node in order:
+            g = adjoint[node]
+            for parent, local in zip(node.parents, node.local_grads):
+                adjoint[parent] = adjoint.get(parent, 0.0) + local * g  # type: ignore[operator]
+    results = []
+    for x in inputs:
+        d = adjoint.get(x, 0.0)
+        results.append(d if isinstance(d, Value) else Value(d))
+    return results
+
+
+def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
+    """Reverse accumulation in which every local derivative is itself a Value."""
+    for node in order:
+        if not node.parents:
+            continue
+        g = adjoint[node]
+        locals_ = RULES[node.op].local(*node.parents, node)
+        for parent, local in zip(node.parents, locals_):
+            if type(local) is float:  # a constant derivative: skip the trivial nodes
+                if local == 0.0:
+                    continue
+                term = g if local == 1.0 else local * g
+            else:
+                term = local * g
+            prev = adjoint.get(parent)
+            adjoint[parent] = term if prev is None else prev + term
+
+
+def _values(point: Sequence[float], where: str) -> list[Value]:
+    return [Value(engine._as_float(x, f"{where}: point[{i}]")) for i, x in enumerate(point)]
+
+
+def jacobian(f: Callable[[list[Value]], Sequence[Value | float]], point: Sequence[float]) -> list[
+    list[float]
+]:
+    """The m×n Jacobian J[i][j] = ∂fᵢ/∂xⱼ of `f` at `point`.
+
+    `f` takes a list of n Values and returns a list of m Values (or one Value,
+    giving a 1×n matrix).  Rows are the outputs, columns the inputs: the
+    lecture's ∂y/∂x.
+    """
+    xs = _values(point, "jacobian")
+    ys = f(xs)
+    if isinstance(ys, Value):
+        ys = [ys]
+    rows = []
+    for y in ys:
+        if isinstance(y, Value):
+            rows.append([d.data for d in grad(y, xs)])
+        else:  # a constant output
+            rows.append([0.0] * len(xs))
+    return rows
+
+
+def hessian(f: Callable[[list[Value]], Value], point: Sequence[float]) -> list[list[float]]:
+    """The n×n Hessian H[i][j] = ∂²f/∂xᵢ∂xⱼ of the scalar `f` at `point`."""
+    xs = _values(point, "hessian")
+    y = f(xs)
+    if not isinstance(y, Value):
+        raise TypeError(f"hessian: f must return a Value, got {type(y).__name__} {y!r}")
+    first = grad(y, xs, create_graph=True)
+    return [[d.data for d in grad(g, xs)] for g in first]
+
+
+class GradcheckError(AssertionError):
+    """The engine's gradient and the finite-difference gradient disagree."""
+
+    def __init__(self, index: int, analytic: float, numeric: float, point: Sequence[float]) -> None:
+        self.index = index
+        self.analytic = analytic
+        self.numeric = numeric
+        super().__init__(
+            f"gradcheck: ∂f/∂x[{index}] at {list(point)}: engine {analytic!r}, "
+            f"central finite difference {numeric!r}"
+        )
+
+
+def gradcheck(
+    f: Callable[[list[Value]], Value],
+    point: Sequence[float],
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+) -> bool:
+    """Check the engine's gradient of the scalar `f` against central finite differences.
+
+    For each input i, numeric = (f(x + eps·eᵢ) − f(x − eps·eᵢ)) / (2·eps); the
+    check passes when |analytic − numeric| ≤ atol + rtol·|numeric|.
+
+    Returns True, or raises :class:`GradcheckError` naming the first input that
+    disagrees, with both values.
+    """
+    xs = _values(point, "gradcheck")
+    y = f(xs)
+    if not isinstance(y, Value):
+        raise TypeError(f"gradcheck: f must return a Value, got {type(y).__name__} {y!r}")
+    analytic = [d.data for d in grad(y, xs)]
+    base = [x.data for x in xs]
+
+    def at(i: int, step: float) -> float:
+        shifted = list(base)
+        shifted[i] += step
+        with no_grad():
+            return float(f([Value(v) for v in shifted]))
+
+    for i, a in enumerate(analytic):
+        numeric = (at(i, eps) - at(i, -eps)) / (2.0 * eps)
+        if not (abs(a - numeric) <= atol + rtol * abs(numeric)) or math.isnan(a) != math.isnan(
+            numeric
+        ):
+            raise GradcheckError(i, a, numeric, base)
+    return True
