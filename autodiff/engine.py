@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import numbers
 from types import TracebackType
-from typing import Union
 
 from autodiff.rules import RULES, Rule
 
 __all__ = ["Value", "no_grad", "is_grad_enabled", "Number"]
 
 #: What an operation accepts besides a Value.
-Number = Union[int, float]
+Number = int | float
 
 # Grad mode is process-wide, not thread-local: one flag read per new node.
 _grad_enabled = True
@@ -219,14 +218,21 @@ class Value:
         call adds exactly the same amounts to the leaves again.
         """
         order = topological_order(self)
+        # This pass sums each leaf's contributions on their own and adds the
+        # total to what the leaf held once, so a repeated pass adds the very
+        # same float again: backward() twice is exactly 2×, not 2× ± rounding.
+        held = []
         for node in order:
-            if node.parents:
-                node.grad = 0.0
-        self.grad += gradient
+            if not node.parents:
+                held.append((node, node.grad))
+            node.grad = 0.0
+        self.grad = gradient
         for node in order:
             g = node.grad
             for parent, local in zip(node.parents, node.local_grads):
                 parent.grad += local * g
+        for leaf, before in held:
+            leaf.grad += before
 
 
 def topological_order(root: Value) -> list[Value]:
@@ -262,7 +268,9 @@ def topological_order(root: Value) -> list[Value]:
 _new = object.__new__
 
 
-def _node(data: float, parents: tuple[Value, ...], local_grads: tuple[float, ...], op: str) -> Value:
+def _node(
+    data: float, parents: tuple[Value, ...], local_grads: tuple[float, ...], op: str
+) -> Value:
     v = _new(Value)
     v.data = data
     v.grad = 0.0

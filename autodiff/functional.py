@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 from autodiff import engine
 from autodiff.engine import Value, no_grad, topological_order
@@ -21,7 +20,7 @@ from autodiff.rules import RULES
 
 __all__ = ["grad", "jacobian", "hessian", "gradcheck", "GradcheckError"]
 
-Scalar = Union[Value, float]
+Scalar = Value | float
 
 
 def grad(output: Value, inputs: Sequence[Value], *, create_graph: bool = False) -> list[Value]:
@@ -80,9 +79,9 @@ def _values(point: Sequence[float], where: str) -> list[Value]:
     return [Value(engine._as_float(x, f"{where}: point[{i}]")) for i, x in enumerate(point)]
 
 
-def jacobian(f: Callable[[list[Value]], Sequence[Value | float]], point: Sequence[float]) -> list[
-    list[float]
-]:
+def jacobian(
+    f: Callable[[list[Value]], Sequence[Value | float]], point: Sequence[float]
+) -> list[list[float]]:
     """The m×n Jacobian J[i][j] = ∂fᵢ/∂xⱼ of `f` at `point`.
 
     `f` takes a list of n Values and returns a list of m Values (or one Value,

@@ -26,8 +26,9 @@ as in IEEE arithmetic and PyTorch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Rule", "RULES", "sigmoid_float", "softplus_float"]
 
@@ -57,7 +58,9 @@ def _exp_float(x: float) -> float:
     try:
         return math.exp(x)
     except OverflowError:
-        raise OverflowError(f"exp({x!r}) overflows a float (the largest is exp(709.78...))") from None
+        raise OverflowError(
+            f"exp({x!r}) overflows a float (the largest is exp(709.78...))"
+        ) from None
 
 
 def _log_float(x: float) -> float:
@@ -77,7 +80,8 @@ def _pow_float(a: float, b: float) -> float:
         raise ZeroDivisionError(f"pow: 0.0 raised to a negative power ({a!r} ** {b!r})")
     if a < 0.0 and not b.is_integer():
         raise ValueError(
-            f"pow: a negative base to a non-integer power has no real value (base {a!r}, exponent {b!r})"
+            "pow: a negative base to a non-integer power has no real value "
+            f"(base {a!r}, exponent {b!r})"
         )
     try:
         return a**b

@@ -1,0 +1,106 @@
+"""A hypothesis strategy for random expression graphs over every operation.
+
+A graph is a small program: some inputs, then steps that each apply one
+operation to earlier nodes chosen at random, so nodes are shared (diamonds) as
+often as not. The output is the sum of every node nothing else used, so every
+step matters. Each operation is applied to its argument in a form that keeps
+it inside the domain (log of x² + ¼, division by y² + ½, ...), and examples
+whose values grow past `LIMIT` or whose relu input sits within `KINK` of the
+kink are rejected, so that finite differences are meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hypothesis import assume
+from hypothesis import strategies as st
+
+from autodiff import Value
+
+LIMIT = 1e3
+KINK = 1e-3
+
+# name -> (arity, function of Values). Guards keep each op inside its domain.
+OPS: dict[str, tuple[int, Callable[..., Value]]] = {
+    "add": (2, lambda a, b: a + b),
+    "radd": (1, lambda a: 1.5 + a),
+    "sub": (2, lambda a, b: a - b),
+    "rsub": (1, lambda a: 0.5 - a),
+    "mul": (2, lambda a, b: a * b),
+    "rmul": (1, lambda a: -2.0 * a),
+    "div": (2, lambda a, b: a / (b * b + 0.5)),
+    "rdiv": (1, lambda a: 1.0 / (a * a + 0.5)),
+    "pow_int": (1, lambda a: a**3),
+    "pow_float": (1, lambda a: (a * a + 0.25) ** -1.5),
+    "pow_value": (2, lambda a, b: (a * a + 0.5) ** b.tanh()),
+    "rpow": (1, lambda a: 2.0 ** a.tanh()),
+    "neg": (1, lambda a: -a),
+    "exp": (1, lambda a: a.exp()),
+    "log": (1, lambda a: (a * a + 0.25).log()),
+    "tanh": (1, lambda a: a.tanh()),
+    "sigmoid": (1, lambda a: a.sigmoid()),
+    "softplus": (1, lambda a: a.softplus()),
+    "relu": (1, lambda a: a.relu()),
+}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """n inputs, then steps (op name, argument indices into the nodes so far)."""
+
+    point: tuple[float, ...]
+    steps: tuple[tuple[str, tuple[int, ...]], ...]
+
+    def __call__(self, xs: Sequence[Value]) -> Value:
+        """Build the graph on the given input Values and return its output."""
+        nodes = list(xs)
+        used = [False] * (len(xs) + len(self.steps))
+        for name, args in self.steps:
+            fn = OPS[name][1]
+            for i in args:
+                used[i] = True
+            nodes.append(fn(*(nodes[i] for i in args)))
+        sinks = [v for v, u in zip(nodes, used) if not u]
+        out = sinks[0]
+        for v in sinks[1:]:
+            out = out + v
+        return out
+
+    def check_domain(self) -> None:
+        """Reject (hypothesis.assume) graphs too large or too close to relu's kink."""
+        xs = [Value(x) for x in self.point]
+        try:
+            out = self(xs)
+        except (OverflowError, ValueError, ZeroDivisionError):
+            assume(False)
+            raise
+        stack, seen = [out], set()
+        while stack:
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            assume(abs(v.data) < LIMIT)
+            if v.op == "relu":
+                assume(abs(v.parents[0].data) > KINK)
+            stack.extend(v.parents)
+
+
+@st.composite
+def graphs(draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10) -> Graph:
+    """A random Graph with its evaluation point, inside every op's domain."""
+    n = draw(st.integers(1, max_inputs))
+    point = tuple(
+        draw(st.floats(-2.0, 2.0, allow_nan=False).map(lambda v: round(v, 3))) for _ in range(n)
+    )
+    steps = []
+    for k in range(draw(st.integers(1, max_steps))):
+        name = draw(st.sampled_from(sorted(OPS)))
+        arity = OPS[name][0]
+        args = tuple(draw(st.integers(0, n + k - 1)) for _ in range(arity))
+        steps.append((name, args))
+    g = Graph(point, tuple(steps))
+    g.check_domain()
+    return g

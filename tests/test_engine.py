@@ -1,0 +1,323 @@
+"""The engine: values, closed-form derivatives, stability, errors, backward semantics, depth."""
+
+from __future__ import annotations
+
+import gc
+import math
+import weakref
+
+import pytest
+
+from autodiff import Value, is_grad_enabled, no_grad
+from autodiff.rules import RULES
+
+# Closed-form derivatives are computed from the same floats by a different formula,
+# so they agree to a few ulps; 1e-12 relative leaves room for that and nothing else.
+REL = 1e-12
+
+
+def d(fn, x: float) -> tuple[float, float]:
+    """(value, derivative) of the unary function `fn` at x, by the engine."""
+    v = Value(x)
+    y = fn(v)
+    y.backward()
+    return y.data, v.grad
+
+
+def sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# (name, engine function, closed-form value, closed-form derivative, points)
+UNARY = [
+    ("neg", lambda v: -v, lambda x: -x, lambda x: -1.0, [-2.0, 0.0, 3.5]),
+    ("exp", lambda v: v.exp(), math.exp, math.exp, [-3.0, 0.0, 0.5, 10.0]),
+    ("log", lambda v: v.log(), math.log, lambda x: 1 / x, [1e-3, 0.5, 1.0, 7.0]),
+    ("tanh", lambda v: v.tanh(), math.tanh, lambda x: 1 / math.cosh(x) ** 2, [-3.0, 0.0, 0.7]),
+    ("sigmoid", lambda v: v.sigmoid(), sig, lambda x: sig(x) * (1 - sig(x)), [-5.0, 0.0, 2.0]),
+    ("softplus", lambda v: v.softplus(), lambda x: math.log(1 + math.exp(x)), sig, [-5.0, 0, 3]),
+    ("relu", lambda v: v.relu(), lambda x: max(0.0, x), lambda x: float(x > 0), [-2.0, 0.0, 3.0]),
+    ("square", lambda v: v**2, lambda x: x * x, lambda x: 2 * x, [-3.0, 0.0, 1.5]),
+    ("cube", lambda v: v**3, lambda x: x**3, lambda x: 3 * x * x, [-3.0, 0.0, 1.5]),
+    ("sqrt", lambda v: v**0.5, math.sqrt, lambda x: 0.5 / math.sqrt(x), [0.25, 2.0, 9.0]),
+    ("recip", lambda v: v**-1, lambda x: 1 / x, lambda x: -1 / x**2, [-2.0, 0.5, 4.0]),
+    ("rpow", lambda v: 2**v, lambda x: 2**x, lambda x: 2**x * math.log(2), [-1.0, 0.0, 3.0]),
+    ("rdiv", lambda v: 3 / v, lambda x: 3 / x, lambda x: -3 / x**2, [-2.0, 0.5]),
+    ("rsub", lambda v: 3 - v, lambda x: 3 - x, lambda x: -1.0, [-2.0, 0.5]),
+    ("radd", lambda v: 3 + v, lambda x: 3 + x, lambda x: 1.0, [-2.0, 0.5]),
+    ("rmul", lambda v: 3 * v, lambda x: 3 * x, lambda x: 3.0, [-2.0, 0.5]),
+]
+
+
+@pytest.mark.parametrize(
+    ("fn", "f", "df", "x"),
+    [pytest.param(fn, f, df, x, id=f"{name}({x})") for name, fn, f, df, pts in UNARY for x in pts],
+)
+def test_unary_value_and_derivative_match_closed_form(fn, f, df, x):
+    value, deriv = d(fn, x)
+    assert value == pytest.approx(f(x), rel=REL, abs=1e-300)
+    assert deriv == pytest.approx(df(x), rel=REL, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("op", "f", "da", "db"),
+    [
+        ("+", lambda a, b: a + b, lambda a, b: 1.0, lambda a, b: 1.0),
+        ("-", lambda a, b: a - b, lambda a, b: 1.0, lambda a, b: -1.0),
+        ("*", lambda a, b: a * b, lambda a, b: b, lambda a, b: a),
+        ("/", lambda a, b: a / b, lambda a, b: 1 / b, lambda a, b: -a / b**2),
+        ("**", lambda a, b: a**b, lambda a, b: b * a ** (b - 1), lambda a, b: a**b * math.log(a)),
+    ],
+)
+@pytest.mark.parametrize(("a", "b"), [(1.5, 2.0), (0.3, -1.25), (4.0, 0.5)])
+def test_binary_value_and_derivatives_match_closed_form(op, f, da, db, a, b):
+    x, y = Value(a), Value(b)
+    z = f(x, y)
+    z.backward()
+    assert z.data == pytest.approx(f(a, b), rel=REL)
+    assert x.grad == pytest.approx(da(a, b), rel=REL)
+    assert y.grad == pytest.approx(db(a, b), rel=REL)
+    assert z.parents == (x, y)
+
+
+def test_every_rule_in_the_table_is_exercised_by_the_closed_form_tests():
+    covered = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid"}
+    covered |= {"softplus", "relu"}
+    assert set(RULES) == covered
+
+
+def test_relu_derivative_at_zero_is_zero_like_pytorch():
+    assert d(lambda v: v.relu(), 0.0) == (0.0, 0.0)
+    assert d(lambda v: v.relu(), -0.0) == (0.0, 0.0)
+
+
+def test_pow_special_points():
+    # x**0 is the constant 1; sqrt has an infinite slope at 0; 0**b is constant in b for b > 0
+    assert d(lambda v: v**0, 0.0) == (1.0, 0.0)
+    assert d(lambda v: v**0.5, 0.0) == (0.0, math.inf)
+    assert d(lambda v: v**1, 0.0) == (0.0, 1.0)
+    assert d(lambda v: v**2, 0.0) == (0.0, 0.0)
+    assert d(lambda v: 0.0**v, 2.0) == (0.0, 0.0)
+    # a negative base to an integer power is fine, its slope too
+    assert d(lambda v: v**3, -2.0) == (-8.0, 12.0)
+    # ... but d/db of a**b for a < 0 has no real value: nan, as in PyTorch
+    b = Value(2.0)
+    (Value(-3.0) ** b).backward()
+    assert math.isnan(b.grad)
+    # derivatives that overflow saturate to inf rather than raise
+    assert d(lambda v: v**-1, 1e-200) == (1e200, -math.inf)
+
+
+# -- attributes --------------------------------------------------------------
+
+
+def test_value_attributes_and_repr():
+    v = Value(3, label="x")
+    assert type(v.data) is float and v.data == 3.0
+    assert (v.grad, v.label, v.op, v.parents) == (0.0, "x", "", ())
+    assert repr(v) == "Value(data=3.0, grad=0.0, label='x')"
+    w = v * 2
+    assert w.op == "mul" and w.parents[0] is v and w.parents[1].data == 2.0
+    assert repr(w) == "Value(data=6.0, grad=0.0, op='mul')"
+    w.label = "w"
+    assert w.label == "w"
+    assert float(w) == w.item() == 6.0
+    assert Value(True).data == 1.0  # bool is an int
+
+
+def test_every_operation_records_its_rule_name():
+    x, y = Value(0.5), Value(2.0)
+    made = {
+        "add": x + y,
+        "sub": x - y,
+        "mul": x * y,
+        "div": x / y,
+        "pow": x**y,
+        "neg": -x,
+        "exp": x.exp(),
+        "log": x.log(),
+        "tanh": x.tanh(),
+        "sigmoid": x.sigmoid(),
+        "softplus": x.softplus(),
+        "relu": x.relu(),
+    }
+    for name, v in made.items():
+        assert v.op == name
+        assert len(v.parents) == len(v.local_grads) == RULES[name].arity
+
+
+def test_numbers_on_either_side():
+    x = Value(2.0)
+    assert [(x + 1).data, (1 + x).data, (x - 1).data, (1 - x).data] == [3.0, 3.0, 1.0, -1.0]
+    assert [(x * 3).data, (3 * x).data, (x / 4).data, (4 / x).data] == [6.0, 6.0, 0.5, 2.0]
+    assert [(x**3).data, (3**x).data, (x ** Value(3)).data, (+x).data] == [8.0, 9.0, 8.0, 2.0]
+
+
+# -- stability -----------------------------------------------------------------
+
+EXTREMES = [-1e308, -1e4, -1000.0, -800.0, -40.0, -1e-300, 0.0, 1e-300, 40.0, 800.0, 1000.0, 1e308]
+
+
+@pytest.mark.parametrize("x", EXTREMES)
+@pytest.mark.parametrize("fn", ["sigmoid", "softplus", "tanh"])
+def test_stable_functions_are_finite_everywhere(fn, x):
+    value, deriv = d(lambda v: getattr(v, fn)(), x)
+    assert math.isfinite(value) and math.isfinite(deriv)
+    assert 0.0 <= deriv <= 1.0
+
+
+def test_stability_limits_have_exact_values():
+    assert d(lambda v: v.softplus(), 800.0) == (800.0, 1.0)
+    assert d(lambda v: v.softplus(), -800.0) == (0.0, 0.0)
+    assert d(lambda v: v.softplus(), 1e308) == (1e308, 1.0)
+    assert d(lambda v: v.sigmoid(), -1000.0) == (0.0, 0.0)
+    assert d(lambda v: v.sigmoid(), 1000.0) == (1.0, 0.0)
+    assert d(lambda v: v.tanh(), 1e308) == (1.0, 0.0)
+    assert d(lambda v: v.tanh(), -1e308) == (-1.0, 0.0)
+    # the small side keeps full relative precision (no 1 + e^x rounding to 1)
+    value, deriv = d(lambda v: v.softplus(), -30.0)
+    assert value == pytest.approx(math.exp(-30.0), rel=1e-14)
+    assert deriv == pytest.approx(math.exp(-30.0), rel=1e-12)
+    assert d(lambda v: v.sigmoid(), -700.0)[0] == pytest.approx(math.exp(-700.0), rel=1e-14)
+
+
+# -- bad input -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["abc", None, 1j, [1.0], object()])
+def test_value_rejects_non_real_data(bad):
+    with pytest.raises(TypeError, match=r"Value: expected a real number .* got"):
+        Value(bad)
+
+
+@pytest.mark.parametrize(
+    ("expr", "error", "message"),
+    [
+        (lambda x: x + "a", TypeError, r"add \(\+\).*str 'a'"),
+        (lambda x: "a" + x, TypeError, r"add \(\+\).*str 'a'"),
+        (lambda x: x * None, TypeError, r"mul.*NoneType None"),
+        (lambda x: x - 1j, TypeError, r"sub.*complex 1j"),
+        (lambda x: x / [2], TypeError, r"div.*list \[2\]"),
+        (lambda x: x ** "2", TypeError, r"pow.*str '2'"),
+        (lambda x: (x - 2).log(), ValueError, r"log\(0\.0\)"),
+        (lambda x: (x - 5).log(), ValueError, r"log\(-3\.0\)"),
+        (lambda x: (x - 5) ** 0.5, ValueError, r"pow: a negative base .*-3\.0.*0\.5"),
+        (lambda x: x / 0, ZeroDivisionError, r"division by zero: 2\.0 / 0\.0"),
+        (lambda x: 1 / (x - 2), ZeroDivisionError, r"division by zero: 1\.0 / 0\.0"),
+        (lambda x: (x - 2) ** -1, ZeroDivisionError, r"pow: 0\.0 raised to a negative power"),
+        (lambda x: (x * 400).exp(), OverflowError, r"exp\(800\.0\)"),
+        (lambda x: x**5000, OverflowError, r"pow: 2\.0 \*\* 5000\.0 overflows"),
+    ],
+)
+def test_bad_input_raises_a_clear_error_and_changes_nothing(expr, error, message):
+    x = Value(2.0, label="x")
+    y = x * 3.0
+    y.backward()
+    before = (x.data, x.grad, x.parents, y.data, y.grad, y.parents)
+    with pytest.raises(error, match=message):
+        expr(x)
+    assert (x.data, x.grad, x.parents, y.data, y.grad, y.parents) == before
+    y.backward()  # the graph still works, and nothing was added to it
+    assert x.grad == 6.0
+
+
+# -- backward semantics ----------------------------------------------------------
+
+
+def test_backward_through_a_diamond_sums_both_paths():
+    x = Value(3.0)
+    a = x * x  # shared
+    y = a + a * x  # x² + x³
+    y.backward()
+    assert x.grad == 2 * 3.0 + 3 * 9.0
+
+
+def test_second_backward_exactly_doubles_leaf_gradients():
+    # micrograd gives wrong gradients here: its interior grads keep accumulating
+    x, w = Value(0.5), Value(-1.5)
+    h = (x * w).tanh()
+    y = h * h + h
+    y.backward()
+    first = (x.grad, w.grad)
+    interior = (h.grad, y.grad)
+    y.backward()
+    assert (x.grad, w.grad) == (2 * first[0], 2 * first[1])
+    assert (h.grad, y.grad) == interior  # recomputed from scratch, not accumulated
+
+
+def test_backward_of_a_leaf_and_with_a_seed():
+    x = Value(2.0)
+    x.backward()
+    assert x.grad == 1.0
+    y = Value(2.0)
+    (y * y).backward(gradient=0.5)
+    assert y.grad == 2.0
+
+
+def test_gradients_accumulate_across_different_roots_like_pytorch():
+    x = Value(2.0)
+    (x * x).backward()
+    (x * 3).backward()
+    assert x.grad == 4.0 + 3.0
+
+
+def test_no_grad_records_nothing_and_nests():
+    x = Value(1.0)
+    assert is_grad_enabled()
+    with no_grad():
+        assert not is_grad_enabled()
+        y = x * 2 + x.exp()
+        with no_grad():
+            pass
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    assert y.parents == () and y.op == "" and y.data == pytest.approx(2 + math.e)
+    with pytest.raises(RuntimeError), no_grad():
+        raise RuntimeError
+    assert is_grad_enabled()
+
+
+# -- depth, width, memory ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_chain_of_a_million_operations():
+    n = 10**6
+    x = Value(1.0)
+    y = x
+    for _ in range(n // 2):
+        y = (y * 1.0) + 1.0
+    y.backward()
+    assert y.data == 1.0 + n // 2
+    assert x.grad == 1.0
+    ref = weakref.ref(x)
+    probe = weakref.ref(y.parents[0])
+    del x, y
+    assert ref() is None and probe() is None  # freed by reference counting, no crash
+
+
+def test_a_wide_sum_of_a_hundred_thousand_products():
+    xs = [Value(float(i % 7)) for i in range(10**5)]
+    total = sum((x * x for x in xs), Value(0.0))
+    total.backward()
+    assert all(x.grad == 2 * x.data for x in xs)
+
+
+def test_graphs_hold_no_reference_cycles():
+    gc.collect()
+    gc.disable()
+    try:
+        x, w, b = Value(0.3), Value(-0.7), Value(0.1)
+        probe = weakref.ref(x * w)
+        for _ in range(100):
+            h = (x * w + b).tanh()
+            y = (h * h + h.sigmoid() + h.softplus() + h.relu() + (h + 2).log()) / 3 - h.exp()
+            y = y**2
+            y.backward()
+        refs = [weakref.ref(v) for v in (h, y)]
+        del h, y
+        assert all(r() is None for r in refs)
+        assert probe() is None
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
