@@ -60,9 +60,9 @@ def grad(output: Value, inputs: Sequence[Value], *, create_graph: bool = False) 
 def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
     """Reverse accumulation in which every local derivative is itself a Value."""
     for node in order:
-        if not node.parents:
+        g = adjoint.get(node)
+        if g is None or not node.parents:  # a zero derivative (skipped below) or a leaf
             continue
-        g = adjoint[node]
         locals_ = RULES[node.op].local(*node.parents, node)
         for parent, local in zip(node.parents, locals_):
             if type(local) is float:  # a constant derivative: skip the trivial nodes

@@ -1,0 +1,244 @@
+"""grad / jacobian / hessian / gradcheck, higher derivatives, and the lecture's L13-L15."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from graphs import Graph, graphs
+from hypothesis import given
+from test_properties import ATOL, EPS, RTOL
+
+import autodiff
+from autodiff import GradcheckError, Value, engine, grad, gradcheck, hessian, jacobian
+from autodiff.rules import RULES
+
+
+def sig(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def nth_derivative(fn, x: float, n: int) -> float:
+    v = Value(x)
+    y = fn(v)
+    for _ in range(n):
+        (y,) = grad(y, [v], create_graph=True)
+    return y.data
+
+
+# (name, function, closed-form second derivative, points)
+SECOND = [
+    ("neg", lambda v: -v, lambda x: 0.0, [0.5]),
+    ("exp", lambda v: v.exp(), math.exp, [-1.0, 0.0, 2.0]),
+    ("log", lambda v: v.log(), lambda x: -1 / x**2, [0.5, 3.0]),
+    ("tanh", lambda v: v.tanh(), lambda x: -2 * math.tanh(x) * (1 - math.tanh(x) ** 2), [-1, 0.3]),
+    (
+        "sigmoid",
+        lambda v: v.sigmoid(),
+        lambda x: sig(x) * (1 - sig(x)) * (1 - 2 * sig(x)),
+        [-2.0, 0.0, 1.5],
+    ),
+    ("softplus", lambda v: v.softplus(), lambda x: sig(x) * (1 - sig(x)), [-2.0, 0.0, 1.5]),
+    ("relu", lambda v: v.relu(), lambda x: 0.0, [-1.0, 2.0]),
+    ("pow", lambda v: v**3.5, lambda x: 3.5 * 2.5 * x**1.5, [0.5, 2.0]),
+    ("rpow", lambda v: 3.0**v, lambda x: 3.0**x * math.log(3.0) ** 2, [-1.0, 2.0]),
+    ("vpow", lambda v: v**v, lambda x: x**x * ((math.log(x) + 1) ** 2 + 1 / x), [0.5, 2.0]),
+    ("div", lambda v: 1.0 / v, lambda x: 2 / x**3, [-2.0, 0.5]),
+    ("mul", lambda v: v * v * v, lambda x: 6 * x, [-2.0, 0.5]),
+    ("add/sub", lambda v: (v + 1.0) * (v - 2.0), lambda x: 2.0, [0.0, 3.0]),
+]
+
+
+@pytest.mark.parametrize(
+    ("fn", "d2", "x"),
+    [pytest.param(fn, d2, x, id=f"{name}({x})") for name, fn, d2, pts in SECOND for x in pts],
+)
+def test_second_derivative_of_every_op_matches_closed_form(fn, d2, x):
+    assert nth_derivative(fn, x, 2) == pytest.approx(d2(x), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("x", [-2.0, -0.3, 0.0, 0.8, 3.0])
+def test_third_derivative_of_tanh(x):
+    t = math.tanh(x)
+    s = 1 - t * t
+    assert nth_derivative(lambda v: v.tanh(), x, 3) == pytest.approx(
+        -2 * s * s + 4 * t * t * s, rel=1e-12, abs=1e-15
+    )
+
+
+def test_grad_leaves_grad_alone_and_returns_values():
+    x, y = Value(2.0), Value(3.0)
+    z = x * y + x.exp()
+    gx, gy, gz = grad(z, [x, y, Value(1.0)])
+    assert (gx.data, gy.data, gz.data) == (3.0 + math.exp(2.0), 2.0, 0.0)
+    assert (x.grad, y.grad, z.grad) == (0.0, 0.0, 0.0)
+    assert gx.parents == ()  # first order: plain leaves
+    (gx2,) = grad(z, [x], create_graph=True)
+    assert gx2.parents != ()  # a graph of its own, leading back to x
+    with pytest.raises(TypeError, match="grad: output must be a Value"):
+        grad(3.0, [x])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"grad: inputs\[1\] must be a Value"):
+        grad(z, [x, 2.0])  # type: ignore[list-item]
+
+
+def test_grad_with_respect_to_an_interior_node():
+    x = Value(1.5)
+    h = x * x
+    y = h.tanh() + h
+    (gh,) = grad(y, [h])
+    assert gh.data == pytest.approx(1 - math.tanh(2.25) ** 2 + 1, rel=1e-15)
+
+
+def test_create_graph_builds_its_graph_even_inside_no_grad():
+    x = Value(0.7)
+    y = x * x * x
+    with autodiff.no_grad():
+        (g,) = grad(y, [x], create_graph=True)
+    (g2,) = grad(g, [x])
+    assert (g.data, g2.data) == (pytest.approx(3 * 0.49), pytest.approx(6 * 0.7))
+
+
+def test_jacobian_and_hessian_shapes_and_values():
+    j = jacobian(lambda v: [v[0] * v[1], v[0].exp(), 2.0], [2.0, 3.0])
+    assert j == [[3.0, 2.0], [math.exp(2.0), 0.0], [0.0, 0.0]]
+    assert jacobian(lambda v: v[0] * v[1], [2.0, 5.0]) == [[5.0, 2.0]]
+    h = hessian(lambda v: v[0] ** 2 * v[1] + v[1].exp(), [1.0, 2.0])
+    assert h == [[4.0, 2.0], [2.0, pytest.approx(math.exp(2.0))]]
+    with pytest.raises(TypeError, match="hessian: f must return a Value"):
+        hessian(lambda v: 1.0, [1.0])  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match=r"jacobian: point\[0\]"):
+        jacobian(lambda v: v, ["x"])  # type: ignore[list-item]
+
+
+@given(graphs(max_inputs=3, max_steps=8))
+def test_random_hessians_are_symmetric_and_match_differences_of_the_gradient(g: Graph):
+    # Differences of an exact gradient: error ~ h²·|f''''| + ε·|f'|/h, both < 1e-6 here.
+    n = len(g.point)
+    h_exact = hessian(g, g.point)
+    step = 1e-5
+
+    def gradient_at(p):
+        xs = [Value(v) for v in p]
+        return [d.data for d in grad(g(xs), xs)]
+
+    for i in range(n):
+        for j in range(n):
+            assert h_exact[i][j] == pytest.approx(h_exact[j][i], rel=1e-9, abs=1e-9)
+        plus = list(g.point)
+        minus = list(g.point)
+        plus[i] += step
+        minus[i] -= step
+        column = [(a - b) / (2 * step) for a, b in zip(gradient_at(plus), gradient_at(minus))]
+        for j in range(n):
+            assert h_exact[j][i] == pytest.approx(column[j], rel=1e-4, abs=1e-4)
+
+
+# -- gradcheck -------------------------------------------------------------------
+
+
+def test_gradcheck_passes_on_correct_gradients():
+    assert gradcheck(lambda v: (v[0] * v[1]).tanh() + v[1] ** 2.5, [0.3, 1.7])
+
+
+def _mutate(monkeypatch: pytest.MonkeyPatch, name: str, factor: float) -> None:
+    """Make the engine use a wrong derivative for `name`: every local derivative × factor."""
+    rule = RULES[name]
+
+    def wrong(*args):
+        return tuple(d * factor for d in rule.local(*args))
+
+    bad = dataclasses.replace(rule, local=wrong)
+    for attr, obj in list(vars(engine).items()):
+        if obj is rule:
+            monkeypatch.setattr(engine, attr, bad)
+        elif obj is rule.local:
+            monkeypatch.setattr(engine, attr, wrong)
+
+
+USES = {
+    "add": lambda v: v[0] + v[1] * v[1],
+    "sub": lambda v: v[0] - v[1] * v[1],
+    "mul": lambda v: v[0] * v[1],
+    "div": lambda v: v[0] / v[1],
+    "pow": lambda v: v[0] ** v[1],
+    "neg": lambda v: -v[0] * v[1],
+    "exp": lambda v: v[0].exp(),
+    "log": lambda v: v[0].log(),
+    "tanh": lambda v: v[0].tanh(),
+    "sigmoid": lambda v: v[0].sigmoid(),
+    "softplus": lambda v: v[0].softplus(),
+    "relu": lambda v: v[0].relu(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_gradcheck_catches_a_one_percent_error_in_any_rule(monkeypatch, name):
+    assert gradcheck(USES[name], [0.8, 1.3], eps=EPS, atol=ATOL, rtol=RTOL)
+    _mutate(monkeypatch, name, 1.01)
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(USES[name], [0.8, 1.3], eps=EPS, atol=ATOL, rtol=RTOL)
+    err = info.value
+    assert err.index in (0, 1)
+    assert err.analytic == pytest.approx(1.01 * err.numeric, rel=1e-4)
+    assert f"x[{err.index}]" in str(err) and repr(err.analytic) in str(err)
+
+
+def test_gradcheck_rejects_non_value_output():
+    with pytest.raises(TypeError, match="gradcheck: f must return a Value"):
+        gradcheck(lambda v: 1.0, [1.0])  # type: ignore[arg-type, return-value]
+
+
+# -- the lecture: L13, L14, L15 ------------------------------------------------------
+
+
+def test_L13_relu_jacobian_is_diagonal_with_the_step_function():
+    u2 = [0.7, -1.2, 2.5, -0.1]
+    j = jacobian(lambda u: [ui.relu() for ui in u], u2)
+    for i, row in enumerate(j):
+        for k, entry in enumerate(row):
+            assert entry == (float(u2[i] > 0) if i == k else 0.0)
+
+
+def test_L14_chain_rule_with_jacobians():
+    # y = g(x): R^3 -> R^2, z = f(y): R^2 -> R; ∇ₓz = (∂y/∂x)ᵀ ∇_y z
+    def g(x):
+        return [x[0] * x[1] + x[2].tanh(), (x[0] - x[2]).exp()]
+
+    def f(y):
+        return y[0].sigmoid() * y[1] + y[1].log()
+
+    x0 = [0.4, -1.1, 0.9]
+    jac = jacobian(g, x0)  # 2 x 3
+    y0 = [v.data for v in g([Value(v) for v in x0])]
+    ys = [Value(v) for v in y0]
+    grad_y = [d.data for d in grad(f(ys), ys)]
+    expected = [sum(jac[i][k] * grad_y[i] for i in range(2)) for k in range(3)]
+    xs = [Value(v) for v in x0]
+    direct = [d.data for d in grad(f(g(xs)), xs)]
+    assert direct == pytest.approx(expected, rel=1e-12)
+
+
+def test_L15_gradient_with_respect_to_a_tensor():
+    # X: a 2×3 grid of Values; Y = X Xᵀ (2×2); z = Σ tanh(Y) ⊙ A.
+    # ∇_X z = Σⱼ (∇_X Yⱼ) ∂z/∂Yⱼ over the four entries j of Y.
+    data = [[0.3, -0.5, 0.8], [1.1, 0.2, -0.4]]
+    A = [[1.0, -2.0], [0.5, 3.0]]
+    X = [[Value(v) for v in row] for row in data]
+    flat_x = [v for row in X for v in row]
+    Y = [
+        [sum((X[i][k] * X[j][k] for k in range(3)), Value(0.0)) for j in range(2)] for i in range(2)
+    ]
+    flat_y = [v for row in Y for v in row]
+
+    def f(ys):
+        return sum((ys[2 * i + j].tanh() * A[i][j] for i in range(2) for j in range(2)), Value(0))
+
+    y_leaves = [Value(y.data) for y in flat_y]
+    dz_dy = [d.data for d in grad(f(y_leaves), y_leaves)]
+    expected = [0.0] * 6
+    for yj, dzj in zip(flat_y, dz_dy):
+        for k, d in enumerate(grad(yj, flat_x)):
+            expected[k] += d.data * dzj
+    direct = [d.data for d in grad(f(flat_y), flat_x)]
+    assert direct == pytest.approx(expected, rel=1e-12)
