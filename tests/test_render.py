@@ -30,7 +30,7 @@ def needs_renderer() -> None:
 
 
 def test_forward_graph_shows_labels_data_and_ops_with_edges_towards_the_root():
-    x, w, b, y = small()
+    *_, y = small()
     src = forward_graph(y).source
     assert "rankdir=LR" in src
     for text in ["<B>x</B>", "data 0.5000", "data -1.5000", "data 0.2500", "data -0.5000"]:
@@ -139,7 +139,7 @@ def test_number_formatting():
 @pytest.mark.parametrize(("suffix", "magic"), [("svg", b"<?xml"), ("png", b"\x89PNG")])
 def test_save_renders_svg_and_png(tmp_path, suffix, magic):
     needs_renderer()
-    x, w, b, y = small()
+    *_, y = small()
     y.backward()
     for graph in (forward_graph(y), backward_graph(y)):
         path = save(graph, tmp_path / f"g.{suffix}")
