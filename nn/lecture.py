@@ -30,6 +30,7 @@ __all__ = [
     "collapse_linear",
     "fit_linear_xor",
     "forward",
+    "parameters",
     "perceptron",
     "relu_network",
     "slide_gradients",
@@ -136,6 +137,19 @@ class Forward:
     z: Value
     u4: Value
     L: Value
+
+
+def parameters(
+    W: Matrix = LECTURE_W,
+    c: Sequence[float] = LECTURE_C,
+    w: Sequence[float] = LECTURE_W_OUT,
+    b: float = LECTURE_B,
+) -> tuple[list[list[Value]], list[Value], list[Value], Value]:
+    """W, c, w, b as Values labelled as on the slides (default: the hand-set network, L6)."""
+    Wv = [[Value(v, f"W{i + 1},{j + 1}") for j, v in enumerate(row)] for i, row in enumerate(W)]
+    cv = [Value(v, f"c{j + 1}") for j, v in enumerate(c)]
+    wv = [Value(v, f"w{j + 1}") for j, v in enumerate(w)]
+    return Wv, cv, wv, Value(b, "b")
 
 
 def _labelled(v: Value, label: str) -> Value:

@@ -189,13 +189,7 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
     print("y = wᵀh + b = [" + " ".join(f"{v:g}" for v in outs) + "]")
     _table(xs, ys, "y", outs)
 
-    W = [
-        [Value(v, f"W{i + 1},{j + 1}") for j, v in enumerate(row)]
-        for i, row in enumerate(lecture.LECTURE_W)
-    ]
-    c = [Value(v, f"c{j + 1}") for j, v in enumerate(lecture.LECTURE_C)]
-    w = [Value(v, f"w{j + 1}") for j, v in enumerate(lecture.LECTURE_W_OUT)]
-    b = Value(lecture.LECTURE_B, "b")
+    W, c, w, b = lecture.parameters()
     x, y = xs[GRAPH_SAMPLE], ys[GRAPH_SAMPLE]
     written = _write_graphs(lecture.forward(x, y, W, c, w, b).L, args.out)
 

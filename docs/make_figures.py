@@ -1,0 +1,52 @@
+"""Regenerate the README's figures: python docs/make_figures.py [--out docs]
+
+* lecture_forward.svg / lecture_backward.svg: the lecture's forward pass u¹ … L
+  (L11) for the hand-set network (L6) on the sample x = (1, 0), y = 1, and its
+  back-propagation (L12, L13, L16);
+* xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
+  learns with its defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from autodiff.render import backward_graph, forward_graph, save
+from nn import lecture
+from nn.xor import main as xor_main
+
+
+def lecture_graphs(out: str) -> list[str]:
+    """Draw the lecture's network's loss for x = (1, 0), y = 1: forward and backward."""
+    W, c, w, b = lecture.parameters()
+    f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
+    f.L.backward()
+    return [
+        save(forward_graph(f.L), os.path.join(out, "lecture_forward.svg")),
+        save(backward_graph(f.L), os.path.join(out, "lecture_backward.svg")),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    written = lecture_graphs(args.out)
+    tmp = os.path.join(args.out, ".xor")
+    xor_main(["--out", tmp])
+    for name in ("decision_boundary.png", "feature_space.png"):
+        target = os.path.join(args.out, f"xor_{name}")
+        os.replace(os.path.join(tmp, name), target)
+        written.append(target)
+    for name in os.listdir(tmp):
+        os.remove(os.path.join(tmp, name))
+    os.rmdir(tmp)
+    print("wrote " + ", ".join(written), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
