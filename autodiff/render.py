@@ -91,7 +91,9 @@ def renderer() -> str | None:
 
 def _num(x: float) -> str:
     """A number to 4 decimal places; scientific notation where that would say nothing."""
-    if math.isfinite(x) and (x == 0.0 or 1e-4 <= abs(x) < 1e6):
+    if x == 0.0:
+        return "0.0000"  # also for -0.0
+    if math.isfinite(x) and 1e-4 <= abs(x) < 1e6:
         return f"{x:.4f}"
     return f"{x:.4e}" if math.isfinite(x) else str(x)
 

@@ -127,7 +127,7 @@ def test_large_graphs_are_iterative_and_truncated_with_a_note():
 def test_number_formatting():
     assert render._num(0.5) == "0.5000"
     assert render._num(-1234.56789) == "-1234.5679"
-    assert render._num(0.0) == "0.0000"
+    assert render._num(0.0) == render._num(-0.0) == "0.0000"
     assert render._num(1e-7) == "1.0000e-07"
     assert render._num(1e300) == "1.0000e+300"
     assert render._num(float("inf")) == "inf"
