@@ -2,16 +2,40 @@
 
 ``step()`` changes each parameter's ``data`` in place from its ``grad``; it
 builds no graph. ``zero_grad()`` resets the gradients before the next pass.
+
+``step(closure)``, as in PyTorch, runs ``closure()`` -- which computes the loss
+and calls ``backward()`` -- and then updates, all with Python's cyclic garbage
+collector paused: a training step builds tens of thousands of nodes, and the
+collector would scan them again and again although autodiff graphs contain no
+reference cycles (they are freed by reference counting alone). The caller's
+collector setting is restored afterwards, also on error.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from autodiff import Value
 
-__all__ = ["SGD", "Adam", "Optimizer"]
+__all__ = ["SGD", "Adam", "Optimizer", "gc_paused"]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector inside the block; restore the caller's setting.
+
+    Safe for autodiff graphs, which are freed by reference counting alone.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Optimizer:
@@ -34,8 +58,22 @@ class Optimizer:
         for p in self.params:
             p.grad = 0.0
 
-    def step(self) -> None:
-        """Update every parameter from its gradient."""
+    def step(self, closure: Callable[[], Value] | None = None) -> Value | None:
+        """Update every parameter from its gradient.
+
+        With a `closure` (which computes the loss, calls ``backward()`` and
+        returns the loss), run it first, with the garbage collector paused for
+        the whole step (see the module docstring); returns what it returned.
+        """
+        if closure is None:
+            self._update()
+            return None
+        with gc_paused():
+            loss = closure()
+            self._update()
+        return loss
+
+    def _update(self) -> None:
         raise NotImplementedError
 
 
@@ -49,7 +87,7 @@ class SGD(Optimizer):
         self.momentum = momentum
         self._velocity = [0.0] * len(self.params)
 
-    def step(self) -> None:
+    def _update(self) -> None:
         lr, mu, vel = self.lr, self.momentum, self._velocity
         for i, p in enumerate(self.params):
             v = mu * vel[i] + p.grad
@@ -78,7 +116,7 @@ class Adam(Optimizer):
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)
 
-    def step(self) -> None:
+    def _update(self) -> None:
         self.t += 1
         b1, b2 = self.betas
         c1 = 1.0 - b1**self.t

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from autodiff import no_grad
+from autodiff import Value, no_grad
 from nn.losses import logistic
 from nn.module import MLP
 from nn.optim import Adam
@@ -54,12 +54,16 @@ def train_xor(
     model = MLP(len(xs[0]), [hidden, 1], activation="relu", seed=seed)
     opt = Adam(model.parameters(), lr=lr)
     result = TrainResult(model)
-    for step in range(steps):
+
+    def closure() -> Value:
         loss = logistic([model(x) for x in xs], ys)  # type: ignore[misc]
         opt.zero_grad()
         loss.backward()
-        opt.step()
-        result.losses.append(loss.data)
+        return loss
+
+    for step in range(steps):
+        loss = opt.step(closure)
+        result.losses.append(loss.data)  # type: ignore[union-attr]
         if on_step is not None:
             on_step(step, loss.data)
     return result

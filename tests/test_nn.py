@@ -240,3 +240,36 @@ def test_main_job_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["--hidden", "0"])
     assert "must be a positive integer" in capsys.readouterr().err
+
+
+def test_step_with_a_closure_pauses_the_gc_and_restores_the_callers_setting():
+    import gc
+
+    p = Value(1.0)
+    opt = SGD([p], lr=0.1)
+    seen = []
+
+    def closure():
+        seen.append(gc.isenabled())
+        loss = p * p
+        opt.zero_grad()
+        loss.backward()
+        return loss
+
+    assert gc.isenabled()
+    loss = opt.step(closure)
+    assert seen == [False] and gc.isenabled()
+    assert loss.data == 1.0 and p.data == pytest.approx(0.8)
+    gc.disable()
+    try:
+        opt.step(closure)
+        assert not gc.isenabled()  # the caller's setting, kept
+    finally:
+        gc.enable()
+
+    def failing():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        opt.step(failing)
+    assert gc.isenabled()

@@ -1,0 +1,399 @@
+"""Benchmark autodiff against micrograd, side by side in one process.
+
+    pip install -e ".[bench]" && python bench/run.py [--quick] [--no-readme]
+
+Workloads (micrograd's own demo, "the moons epoch": MLP 2-16-16-1, ReLU hidden,
+linear output, 100 moons samples, SVM hinge loss + 1e-4·L2, one full-batch
+forward + backward + SGD step):
+
+* engine level: the same model code run on each engine's ``Value``, with the
+  garbage collector at its defaults and with it disabled for both;
+* library level: ``nn.MLP`` + ``nn.losses`` + ``nn.optim`` as a user writes it,
+  against micrograd's demo loop with its ``micrograd.nn.MLP``;
+* a deep chain (10³ … 10⁶ steps) and a wide sum (10⁵ products);
+* bytes per node (tracemalloc) and memory over 1,000 library training steps.
+
+Rounds alternate between the engines and garbage is collected between them, so
+that no engine pays for another's. Medians and minimums are reported with the
+ratio micrograd / autodiff of the medians. Results go to stdout, to
+bench/RESULTS.md, and (unless --no-readme) to the README's results table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import pathlib
+import platform
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import autodiff
+from autodiff import Value
+from nn import losses, optim
+from nn.data import moons
+from nn.module import MLP
+
+try:
+    import micrograd
+    from micrograd.engine import Value as MgValue
+    from micrograd.nn import MLP as MgMLP
+except ImportError:  # pragma: no cover
+    sys.exit('micrograd is needed: pip install -e ".[bench]"')
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SIZES = [2, 16, 16, 1]
+
+
+def data() -> tuple[list[list[float]], list[int]]:
+    """100 moons samples, labels ±1 (hinge)."""
+    xs, ys = moons(100, noise=0.1, seed=0)
+    return xs, [2 * y - 1 for y in ys]
+
+
+# -- engine level: one model code, either engine's Value ---------------------------------
+
+
+def moons_model(V: Any, seed: int = 1) -> tuple[Callable[[], Any], list[Any]]:
+    """The moons model written once against a Value class: (forward → total loss, params)."""
+    rng = random.Random(seed)
+    layers = [
+        (
+            [[V(rng.uniform(-1, 1)) for _ in range(SIZES[i])] for _ in range(SIZES[i + 1])],
+            [V(0.0) for _ in range(SIZES[i + 1])],
+            i < len(SIZES) - 2,
+        )
+        for i in range(len(SIZES) - 1)
+    ]
+    params = [p for W, B, _ in layers for p in [*(w for row in W for w in row), *B]]
+    xs, ys = data()
+
+    def forward() -> Any:
+        scores = []
+        for x in xs:
+            h = [V(x[0]), V(x[1])]
+            for W, B, relu in layers:
+                h = [sum((w * hi for w, hi in zip(row, h)), b) for row, b in zip(W, B)]
+                if relu:
+                    h = [v.relu() for v in h]
+            scores.append(h[0])
+        data_loss = sum((1 + -y * s).relu() for y, s in zip(ys, scores)) * (1.0 / len(ys))
+        return data_loss + 1e-4 * sum(p * p for p in params)
+
+    return forward, params
+
+
+def engine_epoch(V: Any) -> Callable[[], Any]:
+    """One moons epoch on either engine: forward, backward, SGD step."""
+    forward, params = moons_model(V)
+
+    def epoch() -> Any:
+        total = forward()
+        for p in params:
+            p.grad = 0.0
+        total.backward()
+        for p in params:
+            p.data -= 0.5 * p.grad
+        return total
+
+    return epoch
+
+
+def count_nodes(root: Any) -> int:
+    """Nodes in a graph of either engine (iteratively)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        kids = node.parents if isinstance(node, Value) else node._prev
+        for p in kids:
+            if id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
+    return len(seen)
+
+
+# -- library level ---------------------------------------------------------------------------
+
+
+def autodiff_library_step() -> Callable[[], Value]:
+    """nn.MLP + nn.losses.hinge + nn.optim.SGD, the way a user writes it."""
+    model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
+    params = model.parameters()
+    opt = optim.SGD(params, lr=0.5)
+    xs, ys = data()
+
+    def closure() -> Value:
+        loss = losses.hinge([model(x) for x in xs], ys) + 1e-4 * sum(p * p for p in params)
+        opt.zero_grad()
+        loss.backward()
+        return loss
+
+    return lambda: opt.step(closure)  # type: ignore[return-value]
+
+
+def micrograd_library_step() -> Callable[[], Any]:
+    """micrograd's demo loop: its MLP, its loss function, zero_grad, backward, update."""
+    random.seed(1)
+    model = MgMLP(2, SIZES[1:])
+    xs, ys = data()
+
+    def step() -> Any:
+        inputs = [list(map(MgValue, x)) for x in xs]
+        scores = list(map(model, inputs))
+        data_loss = sum((1 + -y * s).relu() for y, s in zip(ys, scores)) * (1.0 / len(ys))
+        total = data_loss + 1e-4 * sum(p * p for p in model.parameters())
+        model.zero_grad()
+        total.backward()
+        for p in model.parameters():
+            p.data -= 0.5 * p.grad
+        return total
+
+    return step
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any], gc_enabled: bool) -> float | str:
+    """Seconds for one call, the result dropped inside the timing (freeing is a cost too)."""
+    gc.collect()
+    was = gc.isenabled()
+    if gc_enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    try:
+        t = time.perf_counter()
+        out = fn()
+        del out
+        return time.perf_counter() - t
+    except RecursionError:
+        return "RecursionError"
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+        gc.collect()
+
+
+def side_by_side(
+    cases: dict[str, Callable[[], Any]], rounds: int, gc_enabled: bool = True
+) -> dict[str, list[float] | str]:
+    """Alternate the cases round by round; per case, its times (or the error it raised)."""
+    results: dict[str, list[float] | str] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if isinstance(results[name], str):
+                continue
+            t = timed(cases[name], gc_enabled)
+            if isinstance(t, str):
+                results[name] = t
+            else:
+                results[name].append(t)  # type: ignore[union-attr]
+    return results
+
+
+def summary(times: list[float] | str, per: float = 1.0) -> tuple[str, str, float | None]:
+    """(median, minimum, median value) in ms per `per` units, or the error twice."""
+    if isinstance(times, str):
+        return times, times, None
+    med, low = statistics.median(times) / per, min(times) / per
+    return f"{med * 1e3:.1f}", f"{low * 1e3:.1f}", med
+
+
+def ratio(slow: float | None, fast: float | None) -> str:
+    return f"{slow / fast:.1f}×" if slow and fast else "—"
+
+
+def bytes_per_node(V: Any) -> tuple[float, float, int]:
+    """tracemalloc bytes per node of a moons-epoch graph: built, and after backward."""
+    forward, params = moons_model(V)
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    total = forward()
+    built = tracemalloc.get_traced_memory()[0] - base
+    total.backward()
+    after = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    n = count_nodes(total) - len(params)  # the nodes this epoch made
+    del total
+    gc.enable()
+    gc.collect()
+    return built / n, after / n, n
+
+
+def rss_kib() -> int:
+    """Resident memory of this process (Linux), in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def chain(V: Any, n: int) -> Callable[[], Any]:
+    def run() -> Any:
+        c = V(1.0000001)
+        x = V(0.5)
+        y = x
+        for i in range(n):
+            y = y * c if i % 2 else y + c
+        y.backward()
+        return x.grad
+
+    return run
+
+
+def wide(V: Any, n: int, tree: bool) -> Callable[[], Any]:
+    def run() -> Any:
+        xs = [V(float(i % 7)) for i in range(n)]
+        terms = [x * x for x in xs]
+        if tree:  # pairwise: depth log₂ n, so that a recursive sort copes
+            while len(terms) > 1:
+                terms = [a + b for a, b in zip(terms[::2], terms[1::2])] + terms[
+                    len(terms) - len(terms) % 2 :
+                ]
+            total = terms[0]
+        else:
+            total = sum(terms)
+        total.backward()
+        return xs[-1].grad
+
+    return run
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="autodiff vs micrograd, side by side")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke run)")
+    parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    rounds = 3 if args.quick else 9
+    steps_flat = 100 if args.quick else 1000
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+
+    def report(section: str, ours: list[float] | str, theirs: list[float] | str, per: float = 1.0,
+               unit: str = "ms") -> None:  # fmt: skip
+        a_med, a_min, a = summary(ours, per)
+        m_med, m_min, m = summary(theirs, per)
+        rows.append((section, f"{a_med} ({a_min})", f"{m_med} ({m_min})", ratio(m, a), unit))
+        print(f"{section:<48} autodiff {a_med:>9} (min {a_min:>8})   micrograd {m_med:>14} "
+              f"(min {m_min:>8})   ratio {ratio(m, a)}", flush=True)  # fmt: skip
+
+    ours_epoch = engine_epoch(Value)
+    theirs_epoch = engine_epoch(MgValue)
+    n_nodes = count_nodes(ours_epoch())
+    print(f"moons epoch: {n_nodes} nodes per graph")
+    for gc_on in (True, False):
+        res = side_by_side({"a": ours_epoch, "m": theirs_epoch}, rounds, gc_enabled=gc_on)
+        label = "engine: moons epoch, GC " + ("at defaults" if gc_on else "disabled for both")
+        report(label, res["a"], res["m"])
+
+    res = side_by_side({"a": autodiff_library_step(), "m": micrograd_library_step()}, rounds)
+    report("library: nn.MLP+losses+optim vs micrograd demo loop", res["a"], res["m"])
+
+    for n in (10**3, 10**4, 10**5, 10**6):
+        r = max(3, rounds // (1 if n < 10**5 else 3))
+        res = side_by_side({"a": chain(Value, n), "m": chain(MgValue, n)}, r)
+        report(f"deep chain, {n:.0e} steps: ns per node".replace("e+0", "e"), res["a"], res["m"],
+               per=n / 1e3, unit="µs/node")  # fmt: skip
+    res = side_by_side({"a": wide(Value, 10**5, tree=True), "m": wide(MgValue, 10**5, tree=True)},
+                       rounds)  # fmt: skip
+    report("wide sum of 1e5 products (pairwise tree)", res["a"], res["m"])
+    res = side_by_side({"a": wide(Value, 10**5, tree=False), "m": wide(MgValue, 10**5, tree=False)},
+                       rounds)  # fmt: skip
+    report("wide sum of 1e5 products (sum(), a 1e5 chain)", res["a"], res["m"])
+
+    ab, aa, n = bytes_per_node(Value)
+    mb, ma, _ = bytes_per_node(MgValue)
+    rows.append(("bytes per node, graph built (after backward)", f"{ab:.0f} ({aa:.0f})",
+                 f"{mb:.0f} ({ma:.0f})", f"{mb / ab:.1f}×", "bytes"))  # fmt: skip
+    print(f"bytes per node: autodiff {ab:.0f} built, {aa:.0f} after backward; "
+          f"micrograd {mb:.0f}, {ma:.0f}  ({n} nodes)")  # fmt: skip
+
+    step = autodiff_library_step()
+    gc.collect()
+    samples = []
+    for k in range(1, steps_flat + 1):
+        step()
+        if k in (1, steps_flat // 10, steps_flat // 2, steps_flat):
+            samples.append((k, rss_kib()))
+    flat = ", ".join(f"step {k}: {kib / 1024:.1f} MiB" for k, kib in samples)
+    notes.append(f"Resident memory over {steps_flat} library training steps (GC paused inside "
+                 f"each `opt.step(closure)`): {flat}.")  # fmt: skip
+    print(notes[-1])
+
+    write_results(args.out, rows, notes, n_nodes, rounds)
+    if not args.no_readme:
+        update_readme(rows, n_nodes)
+    return 0
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = f"{names[0]} × {len(names)}" if names else cpu
+    except OSError:
+        pass
+    mg = getattr(micrograd, "__version__", "0.1.0")
+    py = f"Python {platform.python_version()} ({platform.python_implementation()})"
+    return f"{cpu}; {platform.system()} {platform.release()}; {py}; autodiff {autodiff.__version__}, micrograd {mg}"
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    lines = [
+        "| workload | autodiff median (min) | micrograd median (min) | micrograd/autodiff | unit |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_results(path: str, rows: list[tuple[str, ...]], notes: list[str], n_nodes: int,
+                  rounds: int) -> None:  # fmt: skip
+    text = f"""# Benchmark results
+
+Command: `pip install -e ".[bench]" && python bench/run.py` ({time.strftime("%Y-%m-%d")}).
+Machine: {machine()}.
+
+The moons epoch builds {n_nodes} nodes per graph. {rounds} rounds per workload, alternating
+engines, garbage collected between them; times in ms unless the unit says otherwise.
+A RecursionError entry is micrograd's recursive topological sort failing.
+
+{table(rows)}
+
+{" ".join(notes)}
+"""
+    pathlib.Path(path).write_text(text, encoding="utf-8")
+
+
+def update_readme(rows: list[tuple[str, ...]], n_nodes: int) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        return
+    block = (f"{start}\n`python bench/run.py` on {machine()}, {time.strftime('%Y-%m-%d')}:\n\n"
+             f"{table(rows)}\n{end}")  # fmt: skip
+    head, rest = text.split(start, 1)
+    readme.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

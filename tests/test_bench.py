@@ -1,0 +1,37 @@
+"""The benchmark's workloads compute the same numbers on both engines (and run at all)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import pytest
+
+pytest.importorskip("micrograd")  # in the dev extra; the bench's peer
+
+SPEC = importlib.util.spec_from_file_location(
+    "bench_run", pathlib.Path(__file__).resolve().parent.parent / "bench" / "run.py"
+)
+bench = importlib.util.module_from_spec(SPEC)  # type: ignore[arg-type]
+SPEC.loader.exec_module(bench)  # type: ignore[union-attr]
+
+
+def test_both_engines_agree_on_the_moons_epoch():
+    ours_forward, ours_params = bench.moons_model(bench.Value)
+    theirs_forward, theirs_params = bench.moons_model(bench.MgValue)
+    ours, theirs = ours_forward(), theirs_forward()
+    assert ours.data == pytest.approx(theirs.data, rel=1e-12)
+    ours.backward()
+    theirs.backward()
+    for a, b in zip(ours_params, theirs_params):
+        assert a.grad == pytest.approx(b.grad, rel=1e-9, abs=1e-15)
+    assert bench.count_nodes(ours) == bench.count_nodes(theirs) == 65818  # as the issue counts
+
+
+def test_library_steps_and_small_workloads_run():
+    ours, theirs = bench.autodiff_library_step(), bench.micrograd_library_step()
+    assert ours().data == pytest.approx(theirs().data, rel=0.5)  # different inits, same task
+    assert bench.chain(bench.Value, 1000)() == pytest.approx(1.0, rel=1e-3)
+    assert bench.wide(bench.Value, 1000, tree=True)() == 2 * (999 % 7)
+    built, after, n = bench.bytes_per_node(bench.Value)
+    assert n > 60000 and 0 < built <= after
