@@ -8,11 +8,13 @@
 8.0
 """
 
-from autodiff.engine import Value, is_grad_enabled, no_grad, topological_order
+from autodiff.engine import Value, dot, gc_paused, is_grad_enabled, no_grad, topological_order
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
 
 __all__ = [
     "Value",
+    "dot",
+    "gc_paused",
     "no_grad",
     "is_grad_enabled",
     "topological_order",

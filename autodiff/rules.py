@@ -25,7 +25,9 @@ as in IEEE arithmetic and PyTorch.
 
 from __future__ import annotations
 
+import inspect
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -127,9 +129,12 @@ class Rule:
     local: Callable[..., tuple[Num, ...]]
 
     @property
-    def arity(self) -> int:
-        """How many inputs the operation takes."""
-        return self.local.__code__.co_argcount - 1
+    def arity(self) -> int | None:
+        """How many inputs the operation takes (None: any number, as ``dot``)."""
+        params = inspect.signature(self.local).parameters.values()
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            return None
+        return len(params) - 1
 
 
 _ONES = (1.0, 1.0)
@@ -147,6 +152,18 @@ def _pow_local(a: Num, b: Num, out: Num) -> tuple[Num, Num]:
     da = b * out / a
     db = out * log(a) if av > 0.0 else math.nan
     return da, db
+
+
+def _dot_float(b: float, *wx: float) -> float:
+    # b + Σ wᵢxᵢ; the inputs are (b, w₁ … wₙ, x₁ … xₙ)
+    n = len(wx) // 2
+    return sum(map(operator.mul, wx[:n], wx[n:]), b)
+
+
+def _dot_local(*args: Num) -> tuple[Num, ...]:
+    # ∂/∂b = 1, ∂/∂wᵢ = xᵢ, ∂/∂xᵢ = wᵢ   (args: b, w₁ … wₙ, x₁ … xₙ, out)
+    n = (len(args) - 2) // 2
+    return (1.0, *args[n + 1 : 2 * n + 1], *args[1 : n + 1])
 
 
 def _relu_local(a: Num, out: Num) -> tuple[float]:
@@ -171,5 +188,6 @@ RULES: dict[str, Rule] = {
         Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),)),
         Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),)),
         Rule("relu", "relu", lambda a: a if a > 0.0 else 0.0, _relu_local),
+        Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
     )
 }

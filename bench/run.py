@@ -129,7 +129,7 @@ def autodiff_library_step() -> Callable[[], Value]:
     xs, ys = data()
 
     def closure() -> Value:
-        loss = losses.hinge([model(x) for x in xs], ys) + 1e-4 * sum(p * p for p in params)
+        loss = losses.hinge([model(x) for x in xs], ys) + 1e-4 * autodiff.dot(params, params)
         opt.zero_grad()
         loss.backward()
         return loss
@@ -286,13 +286,21 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
 
-    def report(section: str, ours: list[float] | str, theirs: list[float] | str, per: float = 1.0,
-               unit: str = "ms") -> None:  # fmt: skip
+    def report(
+        section: str,
+        ours: list[float] | str,
+        theirs: list[float] | str,
+        per: float = 1.0,
+        unit: str = "ms",
+    ) -> None:
         a_med, a_min, a = summary(ours, per)
         m_med, m_min, m = summary(theirs, per)
         rows.append((section, f"{a_med} ({a_min})", f"{m_med} ({m_min})", ratio(m, a), unit))
-        print(f"{section:<48} autodiff {a_med:>9} (min {a_min:>8})   micrograd {m_med:>14} "
-              f"(min {m_min:>8})   ratio {ratio(m, a)}", flush=True)  # fmt: skip
+        print(
+            f"{section:<48} autodiff {a_med:>9} (min {a_min:>8})   micrograd {m_med:>14} "
+            f"(min {m_min:>8})   ratio {ratio(m, a)}",
+            flush=True,
+        )
 
     ours_epoch = engine_epoch(Value)
     theirs_epoch = engine_epoch(MgValue)
@@ -306,24 +314,53 @@ def main(argv: list[str] | None = None) -> int:
     res = side_by_side({"a": autodiff_library_step(), "m": micrograd_library_step()}, rounds)
     report("library: nn.MLP+losses+optim vs micrograd demo loop", res["a"], res["m"])
 
-    for n in (10**3, 10**4, 10**5, 10**6):
-        r = max(3, rounds // (1 if n < 10**5 else 3))
-        res = side_by_side({"a": chain(Value, n), "m": chain(MgValue, n)}, r)
-        report(f"deep chain, {n:.0e} steps: ns per node".replace("e+0", "e"), res["a"], res["m"],
-               per=n / 1e3, unit="µs/node")  # fmt: skip
-    res = side_by_side({"a": wide(Value, 10**5, tree=True), "m": wide(MgValue, 10**5, tree=True)},
-                       rounds)  # fmt: skip
+    per_node: dict[bool, dict[int, float]] = {True: {}, False: {}}
+    mg_chain = side_by_side({"m": chain(MgValue, 10**3)}, 1)["m"]  # fails at once
+    for gc_on in (True, False):
+        for n in (10**3, 10**4, 10**5, 10**6):
+            r = max(3, rounds // (1 if n < 10**5 else 3))
+            res = side_by_side({"a": chain(Value, n)}, r, gc_enabled=gc_on)
+            gc_state = "GC at defaults" if gc_on else "GC disabled"
+            report(
+                f"deep chain, {n:.0e} steps, {gc_state}".replace("e+0", "e"),
+                res["a"],
+                mg_chain,
+                per=n / 1e3,
+                unit="µs/node",
+            )
+            per_node[gc_on][n] = statistics.median(res["a"]) / n  # type: ignore[arg-type]
+    growth = {g: per_node[g][10**6] / per_node[g][10**3] for g in (True, False)}
+    notes.append(
+        f"Deep chain, per-node cost at 10⁶ steps over that at 10³: "
+        f"{growth[False]:.2f}× with the GC disabled (the engine's own cost), "
+        f"{growth[True]:.2f}× with the GC at its defaults (the collector re-walks "
+        f"the growing graph as it is built)."
+    )
+    print(notes[-1])
+    res = side_by_side(
+        {"a": wide(Value, 10**5, tree=True), "m": wide(MgValue, 10**5, tree=True)}, rounds
+    )
     report("wide sum of 1e5 products (pairwise tree)", res["a"], res["m"])
-    res = side_by_side({"a": wide(Value, 10**5, tree=False), "m": wide(MgValue, 10**5, tree=False)},
-                       rounds)  # fmt: skip
+    res = side_by_side(
+        {"a": wide(Value, 10**5, tree=False), "m": wide(MgValue, 10**5, tree=False)}, rounds
+    )
     report("wide sum of 1e5 products (sum(), a 1e5 chain)", res["a"], res["m"])
 
     ab, aa, n = bytes_per_node(Value)
     mb, ma, _ = bytes_per_node(MgValue)
-    rows.append(("bytes per node, graph built (after backward)", f"{ab:.0f} ({aa:.0f})",
-                 f"{mb:.0f} ({ma:.0f})", f"{mb / ab:.1f}×", "bytes"))  # fmt: skip
-    print(f"bytes per node: autodiff {ab:.0f} built, {aa:.0f} after backward; "
-          f"micrograd {mb:.0f}, {ma:.0f}  ({n} nodes)")  # fmt: skip
+    rows.append(
+        (
+            "bytes per node, graph built (after backward)",
+            f"{ab:.0f} ({aa:.0f})",
+            f"{mb:.0f} ({ma:.0f})",
+            f"{mb / ab:.1f}×",
+            "bytes",
+        )
+    )
+    print(
+        f"bytes per node: autodiff {ab:.0f} built, {aa:.0f} after backward; "
+        f"micrograd {mb:.0f}, {ma:.0f}  ({n} nodes)"
+    )
 
     step = autodiff_library_step()
     gc.collect()
@@ -333,13 +370,15 @@ def main(argv: list[str] | None = None) -> int:
         if k in (1, steps_flat // 10, steps_flat // 2, steps_flat):
             samples.append((k, rss_kib()))
     flat = ", ".join(f"step {k}: {kib / 1024:.1f} MiB" for k, kib in samples)
-    notes.append(f"Resident memory over {steps_flat} library training steps (GC paused inside "
-                 f"each `opt.step(closure)`): {flat}.")  # fmt: skip
+    notes.append(
+        f"Resident memory over {steps_flat} library training steps (GC paused inside "
+        f"each `opt.step(closure)`): {flat}."
+    )
     print(notes[-1])
 
     write_results(args.out, rows, notes, n_nodes, rounds)
     if not args.no_readme:
-        update_readme(rows, n_nodes)
+        update_readme(rows, notes)
     return 0
 
 
@@ -365,8 +404,9 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def write_results(path: str, rows: list[tuple[str, ...]], notes: list[str], n_nodes: int,
-                  rounds: int) -> None:  # fmt: skip
+def write_results(
+    path: str, rows: list[tuple[str, ...]], notes: list[str], n_nodes: int, rounds: int
+) -> None:
     text = f"""# Benchmark results
 
 Command: `pip install -e ".[bench]" && python bench/run.py` ({time.strftime("%Y-%m-%d")}).
@@ -378,19 +418,20 @@ A RecursionError entry is micrograd's recursive topological sort failing.
 
 {table(rows)}
 
-{" ".join(notes)}
+{chr(10).join(notes)}
 """
     pathlib.Path(path).write_text(text, encoding="utf-8")
 
 
-def update_readme(rows: list[tuple[str, ...]], n_nodes: int) -> None:
+def update_readme(rows: list[tuple[str, ...]], notes: list[str]) -> None:
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start not in text or end not in text:
         return
-    block = (f"{start}\n`python bench/run.py` on {machine()}, {time.strftime('%Y-%m-%d')}:\n\n"
-             f"{table(rows)}\n{end}")  # fmt: skip
+    when = time.strftime("%Y-%m-%d")
+    block = f"{start}\n`python bench/run.py` on {machine()}, {when}:\n\n{table(rows)}\n\n"
+    block += "\n".join(notes) + f"\n{end}"
     head, rest = text.split(start, 1)
     readme.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
 

@@ -1,1 +1,11 @@
-"""nn: neurons, layers and MLPs built on autodiff.Value."""
+"""nn: neurons, layers and MLPs built on autodiff.Value, with losses, optimizers and data.
+
+>>> from nn import MLP, losses, optim
+>>> model = MLP(2, [16, 1], seed=0)
+>>> opt = optim.Adam(model.parameters(), lr=0.05)
+"""
+
+from nn import data, losses, optim
+from nn.module import MLP, Layer, Module, Neuron
+
+__all__ = ["MLP", "Layer", "Module", "Neuron", "data", "losses", "optim"]

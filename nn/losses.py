@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from autodiff import Value
+from autodiff import Value, dot
 
 __all__ = ["hinge", "logistic", "mse"]
 
@@ -29,10 +29,7 @@ def _batch(name: str, preds: Scores, targets: Labels) -> tuple[list, list]:
 
 
 def _mean(terms: list[Value]) -> Value:
-    total = terms[0]
-    for t in terms[1:]:
-        total = total + t
-    return total * (1.0 / len(terms))
+    return dot([1.0 / len(terms)] * len(terms), terms)  # one node
 
 
 def mse(preds: Scores, targets: Labels) -> Value:

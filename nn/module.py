@@ -23,7 +23,7 @@ import math
 import random
 from collections.abc import Callable, Sequence
 
-from autodiff import Value
+from autodiff import Value, dot
 
 __all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "Module", "Neuron"]
 
@@ -76,7 +76,7 @@ class Module:
 
 
 class Neuron(Module):
-    """One unit: activation(w · x + b)."""
+    """One unit: activation(w · x + b), the weighted sum being one ``dot`` node."""
 
     def __init__(
         self,
@@ -97,10 +97,7 @@ class Neuron(Module):
     def __call__(self, x: Input) -> Value:
         if len(x) != self.nin:
             raise ValueError(f"Neuron: expected {self.nin} inputs, got {len(x)}")
-        z = self.b
-        for wi, xi in zip(self.w, x):
-            z = z + wi * xi
-        return self._act(z)
+        return self._act(dot(self.w, x, self.b))  # b + Σ wᵢxᵢ as one node
 
     def parameters(self) -> list[Value]:
         return [*self.w, self.b]
@@ -129,6 +126,7 @@ class Layer(Module):
     def __call__(self, x: Input) -> list[Value]:
         if len(x) != self.nin:
             raise ValueError(f"Layer: expected {self.nin} inputs, got {len(x)}")
+        x = [v if type(v) is Value else Value(v) for v in x]  # once, not once per neuron
         return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Value]:

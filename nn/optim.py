@@ -13,29 +13,12 @@ collector setting is restored afterwards, also on error.
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 
-from autodiff import Value
+from autodiff import Value, gc_paused
 
-__all__ = ["SGD", "Adam", "Optimizer", "gc_paused"]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector inside the block; restore the caller's setting.
-
-    Safe for autodiff graphs, which are freed by reference counting alone.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+__all__ = ["SGD", "Adam", "Optimizer"]
 
 
 class Optimizer:

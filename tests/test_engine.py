@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from autodiff import Value, is_grad_enabled, no_grad
+from autodiff import Value, dot, is_grad_enabled, no_grad
 from autodiff.rules import RULES
 
 # Closed-form derivatives are computed from the same floats by a different formula,
@@ -82,8 +82,26 @@ def test_binary_value_and_derivatives_match_closed_form(op, f, da, db, a, b):
 
 def test_every_rule_in_the_table_is_exercised_by_the_closed_form_tests():
     covered = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid"}
-    covered |= {"softplus", "relu"}
+    covered |= {"softplus", "relu", "dot"}
     assert set(RULES) == covered
+
+
+def test_dot_value_and_derivatives_match_closed_form():
+    ws = [Value(0.5), Value(-2.0), Value(3.0)]
+    xs = [Value(1.5), 4.0, Value(-0.25)]  # numbers are constants
+    b = Value(0.125)
+    y = dot(ws, xs, b)
+    y.backward()
+    assert y.data == 0.125 + 0.75 - 8.0 - 0.75
+    assert [w.grad for w in ws] == [1.5, 4.0, -0.25]
+    assert (xs[0].grad, xs[2].grad, b.grad) == (0.5, 3.0, 1.0)
+    assert y.parents[:2] == (b, ws[0]) and len(y.parents) == 7
+    assert y.local_grads == (1.0, 1.5, 4.0, -0.25, 0.5, -2.0, 3.0)
+    # shared inputs: dot(v, v) = Σ vᵢ², gradient 2v
+    v = [Value(3.0), Value(-1.0)]
+    dot(v, v).backward()
+    assert [x.grad for x in v] == [6.0, -2.0]
+    assert dot([], []).data == 0.0
 
 
 def test_relu_derivative_at_zero_is_zero_like_pytorch():
@@ -140,10 +158,11 @@ def test_every_operation_records_its_rule_name():
         "sigmoid": x.sigmoid(),
         "softplus": x.softplus(),
         "relu": x.relu(),
+        "dot": dot([x, y], [y, 1.0], 2.0),
     }
     for name, v in made.items():
         assert v.op == name
-        assert len(v.parents) == len(v.local_grads) == RULES[name].arity
+        assert len(v.parents) == len(v.local_grads) == (RULES[name].arity or 5)
 
 
 def test_numbers_on_either_side():
@@ -207,6 +226,9 @@ def test_value_rejects_non_real_data(bad):
         (lambda x: (x - 2) ** -1, ZeroDivisionError, r"pow: 0\.0 raised to a negative power"),
         (lambda x: (x * 400).exp(), OverflowError, r"exp\(800\.0\)"),
         (lambda x: x**5000, OverflowError, r"pow: 2\.0 \*\* 5000\.0 overflows"),
+        (lambda x: dot([x, x], [x]), ValueError, r"dot: 2 weights but 1 inputs"),
+        (lambda x: dot([x], ["w"]), TypeError, r"dot \(Σ\).*str 'w'"),
+        (lambda x: dot([x], [x], None), TypeError, r"dot \(Σ\).*NoneType None"),
     ],
 )
 def test_bad_input_raises_a_clear_error_and_changes_nothing(expr, error, message):
@@ -266,12 +288,13 @@ def test_no_grad_records_nothing_and_nests():
     assert is_grad_enabled()
     with no_grad():
         assert not is_grad_enabled()
-        y = x * 2 + x.exp()
+        y = x * 2 + x.exp() + dot([x], [x])
         with no_grad():
             pass
         assert not is_grad_enabled()
     assert is_grad_enabled()
-    assert y.parents == () and y.op == "" and y.data == pytest.approx(2 + math.e)
+    assert y.parents == () and y.op == "" and y.data == pytest.approx(3 + math.e)
+    assert dot([x], [x]).parents != ()
     with pytest.raises(RuntimeError), no_grad():
         raise RuntimeError
     assert is_grad_enabled()
@@ -312,6 +335,7 @@ def test_graphs_hold_no_reference_cycles():
         for _ in range(100):
             h = (x * w + b).tanh()
             y = (h * h + h.sigmoid() + h.softplus() + h.relu() + (h + 2).log()) / 3 - h.exp()
+            y = dot([y, h], [h, x], b)
             y = y**2
             y.backward()
         refs = [weakref.ref(v) for v in (h, y)]
@@ -321,3 +345,56 @@ def test_graphs_hold_no_reference_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_gc_paused_restores_the_callers_setting():
+    from autodiff import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(KeyError), gc_paused():
+        raise KeyError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_an_interrupted_backward_leaves_the_graph_usable(monkeypatch):
+    x = Value(2.0)
+    y = (x * x).tanh() * x + x
+    calls = 0
+
+    class Boom(Exception):
+        pass
+
+    def seed():  # a gradient whose float() blows up mid-pass (as a KeyboardInterrupt would)
+        nonlocal calls
+        calls += 1
+        raise Boom
+
+    class Seed(float):
+        def __rmul__(self, other):
+            seed()
+
+    with pytest.raises(Boom):
+        y.backward(Seed(1.0))
+    assert calls == 1
+    y.backward()
+    expected = x.grad
+    x.grad = 0.0
+    y.backward()
+    assert (
+        x.grad
+        == expected
+        == pytest.approx(math.tanh(4.0) + 4.0 * 2.0 * (1 - math.tanh(4.0) ** 2) + 1.0)
+    )

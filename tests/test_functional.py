@@ -11,7 +11,7 @@ from hypothesis import given
 from test_properties import ATOL, EPS, RTOL
 
 import autodiff
-from autodiff import GradcheckError, Value, engine, grad, gradcheck, hessian, jacobian
+from autodiff import GradcheckError, Value, dot, engine, grad, gradcheck, hessian, jacobian
 from autodiff.rules import RULES
 
 
@@ -47,6 +47,7 @@ SECOND = [
     ("div", lambda v: 1.0 / v, lambda x: 2 / x**3, [-2.0, 0.5]),
     ("mul", lambda v: v * v * v, lambda x: 6 * x, [-2.0, 0.5]),
     ("add/sub", lambda v: (v + 1.0) * (v - 2.0), lambda x: 2.0, [0.0, 3.0]),
+    ("dot", lambda v: dot([v, v], [v, v.exp()], 1.0), lambda x: 2 + (x + 2) * math.exp(x), [0.5]),
 ]
 
 
@@ -169,6 +170,7 @@ USES = {
     "sigmoid": lambda v: v[0].sigmoid(),
     "softplus": lambda v: v[0].softplus(),
     "relu": lambda v: v[0].relu(),
+    "dot": lambda v: dot([v[0], v[1]], [v[1], 2.0], 0.5),
 }
 
 
