@@ -374,19 +374,19 @@ def test_an_interrupted_backward_leaves_the_graph_usable(monkeypatch):
     y = (x * x).tanh() * x + x
     calls = 0
 
-    class Boom(Exception):
+    class BoomError(Exception):
         pass
 
     def seed():  # a gradient whose float() blows up mid-pass (as a KeyboardInterrupt would)
         nonlocal calls
         calls += 1
-        raise Boom
+        raise BoomError
 
     class Seed(float):
         def __rmul__(self, other):
             seed()
 
-    with pytest.raises(Boom):
+    with pytest.raises(BoomError):
         y.backward(Seed(1.0))
     assert calls == 1
     y.backward()
