@@ -10,6 +10,7 @@
 
 from autodiff.engine import Value, dot, gc_paused, is_grad_enabled, no_grad, topological_order
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
+from autodiff.trace import Traced, TraceWarning, trace
 
 __all__ = [
     "Value",
@@ -23,5 +24,8 @@ __all__ = [
     "hessian",
     "gradcheck",
     "GradcheckError",
+    "trace",
+    "Traced",
+    "TraceWarning",
 ]
 __version__ = "0.1.0"

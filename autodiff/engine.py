@@ -51,6 +51,9 @@ Number = int | float
 # Grad mode is process-wide, not thread-local: one flag read per new node.
 _grad_enabled = True
 
+# While autodiff.trace runs the traced function: the Values whose .data it read.
+_reads: list[Value] | None = None
+
 
 def is_grad_enabled() -> bool:
     """True unless inside :class:`no_grad`."""
@@ -125,15 +128,14 @@ class Value:
     at the same time (``backward`` keeps a counter on each node while it runs).
     """
 
-    __slots__ = ("data", "grad", "label", "op", "_p0", "_p1", "_d0", "_d1", "_uses", "__weakref__")
+    __slots__ = ("_data", "grad", "label", "op", "_p0", "_p1", "_d0", "_d1", "_uses", "__weakref__")
 
-    data: float
     grad: float
     label: str
     op: str
 
     def __init__(self, data: Number, label: str = "") -> None:
-        self.data = _as_float(data, "Value")
+        self._data = _as_float(data, "Value")
         self.grad = 0.0
         self.label = label
         self.op = ""
@@ -164,7 +166,22 @@ class Value:
     def __repr__(self) -> str:
         label = f", label={self.label!r}" if self.label else ""
         op = f", op={self.op!r}" if self.op else ""
-        return f"Value(data={self.data!r}, grad={self.grad!r}{label}{op})"
+        return f"Value(data={self._data!r}, grad={self.grad!r}{label}{op})"
+
+    @property
+    def data(self) -> float:
+        """The number held, a float. Settable (optimizers do), to a real number only."""
+        if _reads is not None:  # only while autodiff.trace runs f
+            _reads.append(self)
+        return self._data
+
+    @data.setter
+    def data(self, value: Number) -> None:
+        self._data = _as_float(value, "Value.data")
+
+    def _where_positive(self, a: object, b: object) -> object:
+        # rules.where_positive on a Value: the branch its data takes
+        return a if self._data > 0.0 else b
 
     def __float__(self) -> float:
         return self.data
@@ -181,10 +198,10 @@ class Value:
     def __add__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _ADD)
-        a = self.data
-        b = other.data  # type: ignore[union-attr]
+        a = self._data
+        b = other._data  # type: ignore[union-attr]
         v = _new(Value)
-        v.data = out = a + b
+        v._data = out = a + b
         v.grad = 0.0
         v.label = ""
         v._uses = 0
@@ -209,10 +226,10 @@ class Value:
     def __mul__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _MUL)
-        a = self.data
-        b = other.data  # type: ignore[union-attr]
+        a = self._data
+        b = other._data  # type: ignore[union-attr]
         v = _new(Value)
-        v.data = out = a * b
+        v._data = out = a * b
         v.grad = 0.0
         v.label = ""
         v._uses = 0
@@ -386,7 +403,7 @@ def _lift(x: object, rule: Rule) -> Value:
         return x  # type: ignore[return-value]
     if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
         v = _new(Value)
-        v.data = float(x)  # type: ignore[arg-type]
+        v._data = float(x)  # type: ignore[arg-type]
         v.grad = 0.0
         v.label = v.op = ""
         v._p0 = v._p1 = None
@@ -399,9 +416,9 @@ def _lift(x: object, rule: Rule) -> Value:
 
 
 def _apply1(rule: Rule, a: Value) -> Value:
-    x = a.data
+    x = a._data
     v = _new(Value)
-    v.data = out = rule.forward(x)
+    v._data = out = rule.forward(x)
     v.grad = 0.0
     v.label = ""
     v._uses = 0
@@ -419,9 +436,9 @@ def _apply1(rule: Rule, a: Value) -> Value:
 def _apply2(rule: Rule, a: object, b: object) -> Value:
     a = _lift(a, rule)
     b = _lift(b, rule)
-    x, y = a.data, b.data
+    x, y = a._data, b._data
     v = _new(Value)
-    v.data = out = rule.forward(x, y)
+    v._data = out = rule.forward(x, y)
     v.grad = 0.0
     v.label = ""
     v._uses = 0
@@ -452,9 +469,9 @@ def dot(
         *[w if type(w) is Value else _lift(w, rule) for w in ws],
         *[x if type(x) is Value else _lift(x, rule) for x in xs],
     )
-    data = [a.data for a in args]
+    data = [a._data for a in args]
     v = _new(Value)
-    v.data = out = rule.forward(*data)
+    v._data = out = rule.forward(*data)
     v.grad = 0.0
     v.label = ""
     v._uses = 0

@@ -95,7 +95,7 @@ def jacobian(
     rows = []
     for y in ys:
         if isinstance(y, Value):
-            rows.append([d.data for d in grad(y, xs)])
+            rows.append([d._data for d in grad(y, xs)])
         else:  # a constant output
             rows.append([0.0] * len(xs))
     return rows
@@ -108,7 +108,7 @@ def hessian(f: Callable[[list[Value]], Value], point: Sequence[float]) -> list[l
     if not isinstance(y, Value):
         raise TypeError(f"hessian: f must return a Value, got {type(y).__name__} {y!r}")
     first = grad(y, xs, create_graph=True)
-    return [[d.data for d in grad(g, xs)] for g in first]
+    return [[d._data for d in grad(g, xs)] for g in first]
 
 
 class GradcheckError(AssertionError):
@@ -144,8 +144,8 @@ def gradcheck(
     y = f(xs)
     if not isinstance(y, Value):
         raise TypeError(f"gradcheck: f must return a Value, got {type(y).__name__} {y!r}")
-    analytic = [d.data for d in grad(y, xs)]
-    base = [x.data for x in xs]
+    analytic = [d._data for d in grad(y, xs)]
+    base = [x._data for x in xs]
 
     def at(i: int, step: float) -> float:
         shifted = list(base)

@@ -158,7 +158,7 @@ def forward_graph(
     for v in reversed(kept):  # inputs first: reads in the order things were computed
         vid = ids[v]
         cells = [f"<B>{_text(v.label)}</B>"] if v.label else []
-        cells.append(f"data {_num(v.data)}")
+        cells.append(f"data {_num(v._data)}")
         g.node(vid, _record(cells), shape="none", margin="0")
         if v.parents:
             g.node(f"{vid}_op", RULES[v.op].symbol, shape="circle", width="0.3", fixedsize="false")

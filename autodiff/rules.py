@@ -13,8 +13,9 @@ the output with respect to each input, i.e. one row of the Jacobian.
   the same formula then records a graph of its own, which can be differentiated
   again (second and higher derivatives).
 
-So the rules below use only arithmetic and the three helpers :func:`exp`,
-:func:`log` and :func:`sigmoid`, which accept either kind.
+So the rules below use only arithmetic and the helpers :func:`exp`, :func:`log`,
+:func:`sigmoid` and :func:`where_positive`, which accept either kind (and the
+symbols of :mod:`autodiff.trace`, which turn a rule into code).
 
 Forward functions raise a clear error for input outside the operation's
 domain; they never return a complex number or a silent overflow to ``inf``.
@@ -111,6 +112,17 @@ def sigmoid(x: Num) -> Num:
     return sigmoid_float(x) if type(x) is float else x.sigmoid()
 
 
+def where_positive(x: Num, a: Num, b: Num) -> Num:
+    """`a` where x > 0, else `b`: a branch on a number (relu).
+
+    A Value answers by its data (a branch is constant almost everywhere, so its
+    derivative is 0: nothing to record); a trace symbol prints the conditional.
+    """
+    if type(x) is float:
+        return a if x > 0.0 else b
+    return x._where_positive(a, b)
+
+
 # ----------------------------------------------------------------------------
 # The table
 # ----------------------------------------------------------------------------
@@ -166,12 +178,6 @@ def _dot_local(*args: Num) -> tuple[Num, ...]:
     return (1.0, *args[n + 1 : 2 * n + 1], *args[1 : n + 1])
 
 
-def _relu_local(a: Num, out: Num) -> tuple[float]:
-    # relu'(0) = 0, as in PyTorch. A step is constant almost everywhere, so it is
-    # a plain float even when differentiating a second time.
-    return (1.0 if float(a) > 0.0 else 0.0,)
-
-
 #: name -> Rule. The op name stored on a node is the key here.
 RULES: dict[str, Rule] = {
     rule.name: rule
@@ -187,7 +193,13 @@ RULES: dict[str, Rule] = {
         Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,)),
         Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),)),
         Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),)),
-        Rule("relu", "relu", lambda a: a if a > 0.0 else 0.0, _relu_local),
+        # relu'(0) = 0, as in PyTorch
+        Rule(
+            "relu",
+            "relu",
+            lambda a: where_positive(a, a, 0.0),
+            lambda a, out: (where_positive(a, 1.0, 0.0),),
+        ),
         Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
     )
 }

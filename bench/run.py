@@ -38,6 +38,7 @@ from autodiff import Value
 from nn import losses, optim
 from nn.data import moons
 from nn.module import MLP
+from nn.train import compile_step
 
 try:
     import micrograd
@@ -135,6 +136,19 @@ def autodiff_library_step() -> Callable[[], Value]:
         return loss
 
     return lambda: opt.step(closure)  # type: ignore[return-value]
+
+
+def autodiff_compiled_step() -> Callable[[], float]:
+    """The same model, loss and optimizer, the loss and gradient traced once (nn.train)."""
+    model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
+    params = model.parameters()
+    opt = optim.SGD(params, lr=0.5)
+    xs, ys = data()
+    return compile_step(
+        model,
+        lambda: losses.hinge([model(x) for x in xs], ys) + 1e-4 * autodiff.dot(params, params),
+        opt,
+    )
 
 
 def micrograd_library_step() -> Callable[[], Any]:
@@ -311,8 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         label = "engine: moons epoch, GC " + ("at defaults" if gc_on else "disabled for both")
         report(label, res["a"], res["m"])
 
-    res = side_by_side({"a": autodiff_library_step(), "m": micrograd_library_step()}, rounds)
+    mg_step = micrograd_library_step()
+    res = side_by_side({"a": autodiff_library_step(), "m": mg_step}, rounds)
     report("library: nn.MLP+losses+optim vs micrograd demo loop", res["a"], res["m"])
+
+    traces = side_by_side({"a": autodiff_compiled_step}, max(3, rounds // 3))
+    res = side_by_side({"a": autodiff_compiled_step(), "m": mg_step}, rounds)
+    report("library, compiled (nn.train.compile_step) vs demo loop", res["a"], res["m"])
+    report("  its one-time trace + compile (not in the row above)", traces["a"], "—")
 
     per_node: dict[bool, dict[int, float]] = {True: {}, False: {}}
     mg_chain = side_by_side({"m": chain(MgValue, 10**3)}, 1)["m"]  # fails at once

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from autodiff import Value, dot
 
@@ -74,6 +75,28 @@ class Module:
         for p in self.parameters():
             p.grad = 0.0
 
+    @contextmanager
+    def bound(self, values: Sequence[Value]) -> Iterator[Module]:
+        """Use `values` as the parameters inside the block (in ``parameters()`` order).
+
+        This makes a loss a function of the parameters, which is what
+        ``autodiff.trace`` needs: ``with model.bound(ps): loss = ...``. The
+        module's own parameters are back in place on exit.
+        """
+        own = self.parameters()
+        if len(values) != len(own):
+            raise ValueError(f"bound: expected {len(own)} values, got {len(values)}")
+        self._assign(list(values))
+        try:
+            yield self
+        finally:
+            self._assign(own)
+
+    def _assign(self, values: list[Value]) -> None:
+        """Make `values` this module's parameters (as many as parameters() lists)."""
+        if values:
+            raise NotImplementedError(f"{type(self).__name__} does not implement _assign")
+
 
 class Neuron(Module):
     """One unit: activation(w · x + b), the weighted sum being one ``dot`` node."""
@@ -101,6 +124,9 @@ class Neuron(Module):
 
     def parameters(self) -> list[Value]:
         return [*self.w, self.b]
+
+    def _assign(self, values: list[Value]) -> None:
+        self.w, self.b = values[:-1], values[-1]
 
     def __repr__(self) -> str:
         return f"Neuron({self.nin}, activation={self.activation!r})"
@@ -131,6 +157,9 @@ class Layer(Module):
 
     def parameters(self) -> list[Value]:
         return [p for n in self.neurons for p in n.parameters()]
+
+    def _assign(self, values: list[Value]) -> None:
+        _assign_parts(self.neurons, values)
 
     def __repr__(self) -> str:
         return f"Layer({self.nin}, {self.nout}, activation={self.activation!r})"
@@ -188,6 +217,17 @@ class MLP(Module):
     def parameters(self) -> list[Value]:
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def _assign(self, values: list[Value]) -> None:
+        _assign_parts(self.layers, values)
+
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"MLP([{inner}])"
+
+
+def _assign_parts(parts: Sequence[Module], values: list[Value]) -> None:
+    start = 0
+    for part in parts:
+        n = len(part.parameters())
+        part._assign(values[start : start + n])
+        start += n

@@ -1,0 +1,183 @@
+"""trace: compiled forward/backward equal the eager engine, at the traced point and elsewhere."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+
+import pytest
+from graphs import Graph, graphs
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from autodiff import TraceWarning, Value, dot, no_grad, trace
+from nn import lecture, losses
+from nn.data import moons, xor
+from nn.module import MLP
+from nn.optim import SGD, Adam
+from nn.train import compile_step, train_xor
+
+# The generated code performs the engine's own float operations in the engine's
+# order, so results agree to the last bit in practice; 1e-12 is the stated bound.
+CLOSE = {"rel": 1e-12, "abs": 1e-12}
+
+
+def eager(f, point):
+    xs = [Value(x) for x in point]
+    y = f(xs)
+    y.backward()
+    return y.data, [x.grad for x in xs]
+
+
+def assert_matches(traced, f, point):
+    value, grads = traced.value_and_grad(point)
+    e_value, e_grads = eager(f, point)
+    assert value == pytest.approx(e_value, **CLOSE)
+    assert traced(point) == pytest.approx(e_value, **CLOSE)
+    assert grads == pytest.approx(e_grads, **CLOSE)
+
+
+def lecture_loss(y):
+    def f(v):
+        W = [[v[0], v[1]], [v[2], v[3]]]
+        return lecture.forward([v[9], v[10]], y, W, v[4:6], v[6:8], v[8]).L
+
+    return f
+
+
+@pytest.mark.parametrize("y", [0, 1])
+def test_lecture_network_at_the_traced_point_and_others(y):
+    rng = random.Random(y)
+    start = [1.0, 1.0, 1.0, 1.0, 0.0, -1.0, 1.0, -2.0, 0.0, 1.0, 0.0]  # the slide's net, x=(1,0)
+    traced = trace(lecture_loss(y), start)
+    assert_matches(traced, lecture_loss(y), start)
+    for _ in range(20):  # relu's branches change with the point: decided at run time
+        point = [rng.uniform(-2, 2) for _ in range(11)]
+        assert_matches(traced, lecture_loss(y), point)
+
+
+@given(graphs(), st.lists(st.floats(-0.3, 0.3), min_size=3, max_size=3))
+def test_random_graphs_at_the_traced_point_and_a_shifted_one(g: Graph, shift):
+    traced = trace(g, g.point)
+    assert_matches(traced, g, g.point)
+    other = tuple(x + d for x, d in zip(g.point, shift))
+    try:
+        eager(g, other)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        assume(False)
+    assert_matches(traced, g, other)
+
+
+def test_moons_loss_as_a_function_of_the_parameters():
+    xs, ys = moons(40, noise=0.1, seed=2)
+    model = MLP(2, [8, 8, 1], seed=0)
+    params = model.parameters()
+
+    def loss_of(ps):
+        with model.bound(ps):
+            return losses.hinge([model(x) for x in xs], [2 * y - 1 for y in ys])
+
+    start = [p.data for p in params]
+    traced = trace(loss_of, start)
+    assert_matches(traced, loss_of, start)
+    moved = [p + random.Random(1).uniform(-0.1, 0.1) for p in start]
+    assert_matches(traced, loss_of, moved)
+    assert [p.data for p in params] == start  # bound() put the model's own Values back
+
+
+def test_compiled_training_gives_the_same_numbers_as_eager_training():
+    xs, ys = xor()
+    a = train_xor(xs, ys, seed=5, steps=60)
+    b = train_xor(xs, ys, seed=5, steps=60, compile=True)
+    assert b.losses == pytest.approx(a.losses, **CLOSE)
+    pa = [p.data for p in a.model.parameters()]
+    pb = [p.data for p in b.model.parameters()]
+    assert pb == pytest.approx(pa, **CLOSE)
+
+
+def test_compile_step_with_sgd_on_moons():
+    xs, ys = moons(30, seed=1)
+    model = MLP(2, [4, 1], seed=0)
+    opt = SGD(model.parameters(), lr=0.1)
+    step = compile_step(model, lambda: losses.logistic([model(x) for x in xs], ys), opt)
+    first = step()
+    for _ in range(20):
+        last = step()
+    assert last < first
+    assert "def value_and_grad" in step.traced.source
+
+
+def test_the_generated_code_is_readable_and_shows_the_backward_pass():
+    traced = trace(lambda v: (v[0] * v[1]).tanh(), [0.5, -1.0])
+    src = str(traced)
+    assert src == traced.source
+    assert "def forward(x0, x1):" in src and "def value_and_grad(x0, x1):" in src
+    assert "v0 = x0 * x1" in src
+    assert "1.0 - v1 * v1" in src  # tanh's local derivative, from the rule table, inline
+    assert repr(traced) == "<Traced: 2 inputs, 2 operations>"
+
+
+def test_unused_inputs_get_zero_and_constants_are_baked_in():
+    w = Value(3.0)  # not an input: captured, baked in at 3.0
+    traced = trace(lambda v: v[0] * w + 1.0, [2.0, 5.0])
+    assert traced.value_and_grad([2.0, 5.0]) == (7.0, [3.0, 0.0])
+    w.data = 100.0
+    assert traced([2.0, 0.0]) == 7.0
+
+
+def test_domain_errors_at_new_points_are_the_rules_own():
+    traced = trace(lambda v: v[0].log() + 1.0 / v[1] + v[0].exp(), [1.0, 2.0])
+    assert traced([math.e, 1.0]) == pytest.approx(2.0 + math.exp(math.e))
+    with pytest.raises(ValueError, match=r"log\(-1\.0\)"):
+        traced([-1.0, 2.0])
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 1\.0 / 0\.0"):
+        traced.value_and_grad([1.0, 0.0])
+    with pytest.raises(OverflowError, match=r"exp\(1000\.0\)"):
+        traced([1000.0, 1.0])
+
+
+def test_bad_calls():
+    traced = trace(lambda v: v[0] * v[1], [1.0, 2.0])
+    with pytest.raises(ValueError, match="expected 2 inputs, got 3"):
+        traced([1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match=r"Traced: xs\[1\].*str 'a'"):
+        traced([1.0, "a"])
+    assert traced([2, 3]) == 6.0  # ints are real numbers
+    with pytest.raises(TypeError, match="f must return a Value"):
+        trace(lambda v: 1.0, [1.0])
+    with pytest.raises(TypeError, match=r"example_inputs\[0\]"):
+        trace(lambda v: v[0], [None])
+
+
+def test_branching_on_data_while_tracing_warns():
+    def f(v):
+        return v[0] * 2 if v[0].data > 0 else v[0] * -3  # frozen at trace time
+
+    with pytest.warns(TraceWarning, match="read the data of 1 Value"):
+        traced = trace(f, [1.0])
+    assert traced([-1.0]) == -2.0  # the frozen branch: the honest limit, documented
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trace(lambda v: (v[0] * v[1]).relu(), [1.0, 2.0])  # relu branches inside: no warning
+        outside = Value(5.0)
+        trace(lambda v: v[0] * outside.data, [1.0])  # reading a non-traced Value is fine
+
+
+def test_trace_inside_no_grad_and_with_dot():
+    with no_grad():
+        traced = trace(lambda v: dot(v[:2], v[2:], 0.5).sigmoid(), [1.0, 2.0, 3.0, -1.0])
+    assert_matches(traced, lambda v: dot(v[:2], v[2:], 0.5).sigmoid(), [0.3, -0.2, 1.0, 2.0])
+
+
+def test_adam_training_through_a_trace_matches_eager_adam():
+    xs, ys = moons(20, seed=3)
+    models = [MLP(2, [4, 1], activation="tanh", seed=9) for _ in range(2)]
+    opts = [Adam(m.parameters(), lr=0.02) for m in models]
+    step = compile_step(models[1], lambda: losses.mse([models[1](x) for x in xs], ys), opts[1])
+    for _ in range(10):
+        loss = losses.mse([models[0](x) for x in xs], ys)
+        opts[0].zero_grad()
+        loss.backward()
+        opts[0].step()
+        assert step() == pytest.approx(loss.data, **CLOSE)
