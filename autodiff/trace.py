@@ -25,6 +25,8 @@ parameters captured in a closure) are baked in with their values at trace time.
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -169,16 +171,34 @@ class Traced:
         return f"<Traced: {self.n_inputs} inputs, {self.n_nodes} operations>"
 
 
-def trace(f: Callable[[list[Value]], Value], example_inputs: Sequence[float]) -> Traced:
+def trace(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[float],
+    *,
+    names: Sequence[str] | None = None,
+) -> Traced:
     """Record `f` once at `example_inputs` and compile its forward and backward passes.
 
     `f` takes a list of n Values and returns one Value. The result evaluates `f`
     and its gradient at any other n floats, without building Values; control
     flow in `f` that depends on the data is frozen at the trace (see the module
-    docstring).
+    docstring). `names` gives the inputs readable names in the generated code
+    (distinct Python identifiers; default x0, x1, ...).
     """
+    n = len(example_inputs)
+    names = [f"x{i}" for i in range(n)] if names is None else list(names)
+    if len(names) != n:
+        raise ValueError(f"trace: {n} example inputs but {len(names)} names")
+    for name in names:
+        if not (isinstance(name, str) and name.isidentifier()) or keyword.iskeyword(name):
+            raise ValueError(f"trace: names must be Python identifiers, got {name!r}")
+        reserved = name.startswith("_") or name == "g_root" or hasattr(builtins, name)
+        if reserved or (name[0] in "vgd" and name[1:].isdigit()):
+            raise ValueError(f"trace: the name {name!r} is used by the generated code")
+    if len(set(names)) != n:
+        raise ValueError("trace: names must be distinct")
     xs = [
-        Value(engine._as_float(x, f"trace: example_inputs[{i}]"), f"x{i}")
+        Value(engine._as_float(x, f"trace: example_inputs[{i}]"), names[i])
         for i, x in enumerate(example_inputs)
     ]
     prev, engine._reads = engine._reads, []
@@ -228,8 +248,8 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
         return f"{fn}({', '.join(a.code for a in args)})"
 
     # forward: inputs are arguments, other leaves constants, every node one line
-    for i, x in enumerate(xs):
-        names[x] = _Sym(f"x{i}")
+    for x in xs:
+        names[x] = _Sym(x.label)
     forward_order = order[::-1]
     for node in forward_order:
         if node in names:
@@ -292,7 +312,7 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
                 bwd.append(f"    {var} = {term}")
             grads[parent] = var
 
-    args_list = ", ".join(f"x{i}" for i in range(len(xs)))
+    args_list = ", ".join(x.label for x in xs)
     result = names[root].code
     gradient = ", ".join(grads.get(x, "0.0") for x in xs)
     body = "\n".join(fwd)

@@ -1,6 +1,7 @@
 """The main job: train a network to solve XOR, and draw what it learned.
 
     python -m nn.xor [--hidden H] [--steps N] [--lr LR] [--seed S] [--out DIR] [--lecture]
+                     [--compile]
 
 Trains MLP(2, [H, 1]) -- a ReLU hidden layer and the lecture's logistic head --
 with the softplus loss from a random start; prints the four inputs, P(y=1|x)
@@ -62,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seed of the initial weights (default %(default)s)",
     )
     p.add_argument("--out", default="xor-out", help="output folder (default %(default)s)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="trace the loss once and train with the compiled code (same numbers, faster)",
+    )
     p.add_argument(
         "--lecture",
         action="store_true",
@@ -142,6 +148,7 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
             lr=args.lr,
             seed=args.seed,
             on_step=progress,
+            compile=args.compile,
         )
     model = result.model
     print(

@@ -39,3 +39,11 @@ def test_the_rule_excerpt_is_verbatim_from_rules_py():
     assert excerpt is not None
     for line in excerpt.group(1).splitlines():
         assert line in rules.splitlines(), line
+
+
+def test_the_trace_listing_is_what_trace_prints(capsys):
+    section = README[README.index("## Trace once, run fast") :]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    listing = re.search(r"prints\n\n```text\n(.*?)```", section, flags=re.S).group(1)
+    exec(compile(code, "README.md trace block", "exec"), {})
+    assert capsys.readouterr().out == listing

@@ -181,3 +181,20 @@ def test_adam_training_through_a_trace_matches_eager_adam():
         loss.backward()
         opts[0].step()
         assert step() == pytest.approx(loss.data, **CLOSE)
+
+
+def test_names_make_the_code_readable_and_are_checked():
+    traced = trace(lambda v: v[0] * v[1], [2.0, 3.0], names=["w", "x"])
+    assert "def value_and_grad(w, x):" in traced.source
+    assert traced.value_and_grad([2.0, 3.0]) == (6.0, [3.0, 2.0])
+    for bad, why in [
+        (["w"], "2 example inputs but 1 names"),
+        (["w", "w"], "distinct"),
+        (["w", "1x"], "identifiers"),
+        (["w", "lambda"], "identifiers"),
+        (["w", "v0"], "used by the generated code"),
+        (["w", "float"], "used by the generated code"),
+        (["w", "_exp"], "used by the generated code"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            trace(lambda v: v[0] * v[1], [2.0, 3.0], names=bad)
