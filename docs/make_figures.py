@@ -4,14 +4,19 @@
   (L11) for the hand-set network (L6) on the sample x = (1, 0), y = 1, and its
   back-propagation (L12, L13, L16);
 * xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
-  learns with its defaults.
+  learns with its defaults;
+* notebook_softplus.png: the notebook's L8-L9 figure (σ, ζ, and ζ's gradient
+  not saturating), taken from its committed output (run notebooks/execute.py first).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
+
+import nbformat
 
 from autodiff.render import backward_graph, forward_graph, save
 from nn import lecture
@@ -29,12 +34,27 @@ def lecture_graphs(out: str) -> list[str]:
     ]
 
 
+def notebook_figure(out: str, marker: str = "softplus ζ(r) ≈ max(0, r)") -> str:
+    """The PNG that the notebook cell containing `marker` shows, written to `out`."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    nb = nbformat.read(os.path.join(here, "..", "notebooks", "lecture.ipynb"), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and marker in cell.source:
+            for output in cell.outputs:
+                if "image/png" in output.get("data", {}):
+                    path = os.path.join(out, "notebook_softplus.png")
+                    with open(path, "wb") as f:
+                        f.write(base64.b64decode(output["data"]["image/png"]))
+                    return path
+    raise LookupError(f"no figure after a cell with {marker!r}: run notebooks/execute.py")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    written = lecture_graphs(args.out)
+    written = [*lecture_graphs(args.out), notebook_figure(args.out)]
     tmp = os.path.join(args.out, ".xor")
     xor_main(["--out", tmp])
     for name in ("decision_boundary.png", "feature_space.png"):

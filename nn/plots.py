@@ -1,7 +1,8 @@
 """Pictures of what a classifier learned: the input plane and the hidden feature space.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot),
-so no display or backend choice is needed.
+so no display or backend choice is needed. Each function returns its figure
+(Jupyter shows it) and writes it to `path` when one is given.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def decision_boundary(
     score: Callable[[list[float]], float],
     xs: Sequence[Sequence[float]],
     ys: Sequence[int],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
     *,
     title: str = "decision boundary",
     level: float = 0.5,
@@ -41,7 +42,8 @@ def decision_boundary(
     ax.contour(gx, gy, grid, levels=[level], colors="black", linewidths=2)
     _scatter(ax, xs, ys)
     ax.set(xlabel="x₁", ylabel="x₂", title=title, aspect="equal")
-    fig.savefig(path, dpi=110)
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig
 
 
@@ -49,7 +51,7 @@ def feature_space(
     xs: Sequence[Sequence[float]],
     hs: Sequence[Sequence[float]],
     ys: Sequence[int],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
     *,
     line: tuple[Sequence[float], float, float] | None = None,
     title: str = "transformed feature space h = φ(x)",
@@ -80,7 +82,8 @@ def feature_space(
             right.axvline((level - b) / w1, color="k", ls="--", lw=1.5)
     right.set(xlabel=axes[0], ylabel=axes[1], title=title)
     right.margins(0.25)
-    fig.savefig(path, dpi=110)
+    if path is not None:
+        fig.savefig(path, dpi=110)
     return fig
 
 
@@ -95,7 +98,7 @@ def _scatter(ax, points, ys, *, annotate: bool = False, labels: Sequence[str] | 
             ax.scatter(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
-                s=120,
+                s=120 if len(points) <= 12 else 36,
                 c=_COLORS[cls],
                 edgecolors="black",
                 label=f"y = {cls}",
