@@ -1,5 +1,14 @@
 """autodiff: a scalar reverse-mode automatic-differentiation engine.
 
+* :mod:`autodiff.engine` -- ``Value``, ``backward``, ``no_grad``, ``dot``: the graph
+  and the chain rule, in one short file;
+* :mod:`autodiff.rules` -- every derivative, one entry per operation, in one table;
+* :mod:`autodiff.functional` -- ``grad`` (also of higher order), ``jacobian``,
+  ``hessian``, ``gradcheck``;
+* :mod:`autodiff.trace` -- ``trace``: a recorded graph compiled to straight-line code;
+* :mod:`autodiff.render` -- graphviz drawings of the forward and backward graphs
+  (imported on its own: it is the one part that needs a dependency).
+
 >>> from autodiff import Value
 >>> x = Value(3.0, label="x")
 >>> y = x * x + 2 * x
