@@ -17,7 +17,15 @@
 8.0
 """
 
-from autodiff.engine import Value, dot, gc_paused, is_grad_enabled, no_grad, topological_order
+from autodiff.engine import (
+    Value,
+    dot,
+    enable_grad,
+    gc_paused,
+    is_grad_enabled,
+    no_grad,
+    topological_order,
+)
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
 from autodiff.trace import Traced, TraceWarning, trace
 
@@ -26,6 +34,7 @@ __all__ = [
     "dot",
     "gc_paused",
     "no_grad",
+    "enable_grad",
     "is_grad_enabled",
     "topological_order",
     "grad",

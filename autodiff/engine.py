@@ -39,6 +39,7 @@ __all__ = [
     "Number",
     "Value",
     "dot",
+    "enable_grad",
     "gc_paused",
     "is_grad_enabled",
     "no_grad",
@@ -68,11 +69,12 @@ class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
     """
 
     __slots__ = ("_prev",)
+    _mode = False
 
     def __enter__(self) -> no_grad:
         global _grad_enabled
         self._prev = _grad_enabled
-        _grad_enabled = False
+        _grad_enabled = self._mode
         return self
 
     def __exit__(
@@ -102,6 +104,13 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+class enable_grad(no_grad):  # noqa: N801
+    """Context manager: record the graph inside, even within ``no_grad`` (as PyTorch's)."""
+
+    __slots__ = ()
+    _mode = True
 
 
 def _as_float(x: object, where: str) -> float:

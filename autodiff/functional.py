@@ -15,10 +15,10 @@ import math
 from collections.abc import Callable, Sequence
 
 from autodiff import engine
-from autodiff.engine import Value, no_grad, topological_order
+from autodiff.engine import Value, enable_grad, no_grad, topological_order
 from autodiff.rules import RULES
 
-__all__ = ["grad", "jacobian", "hessian", "gradcheck", "GradcheckError"]
+__all__ = ["GradcheckError", "adjoints", "grad", "gradcheck", "hessian", "jacobian"]
 
 Scalar = Value | float
 
@@ -36,25 +36,31 @@ def grad(output: Value, inputs: Sequence[Value], *, create_graph: bool = False) 
     for i, x in enumerate(inputs):
         if not isinstance(x, Value):
             raise TypeError(f"grad: inputs[{i}] must be a Value, got {type(x).__name__} {x!r}")
-    adjoint: dict[Value, Scalar] = {output: 1.0}
-    order = topological_order(output)
     if create_graph:
-        prev = engine._grad_enabled
-        engine._grad_enabled = True
-        try:
-            _accumulate_graph(order, adjoint)
-        finally:
-            engine._grad_enabled = prev
+        adjoint: dict[Value, Scalar] = {output: 1.0}
+        with enable_grad():
+            _accumulate_graph(topological_order(output), adjoint)
     else:
-        for node in order:
-            g = adjoint[node]
-            for parent, local in zip(node.parents, node.local_grads):
-                adjoint[parent] = adjoint.get(parent, 0.0) + local * g  # type: ignore[operator]
+        adjoint = adjoints(output)  # type: ignore[assignment]
     results = []
     for x in inputs:
         d = adjoint.get(x, 0.0)
         results.append(d if isinstance(d, Value) else Value(d))
     return results
+
+
+def adjoints(output: Value, seed: float = 1.0) -> dict[Value, float]:
+    """∂output/∂v for every Value v that `output` depends on, `output` seeded with `seed`.
+
+    The numbers ``output.backward(seed)`` would leave in the interior ``.grad``s,
+    bit for bit (the same order of operations), without touching any of them.
+    """
+    adjoint = {output: seed}
+    for node in topological_order(output):
+        g = adjoint[node]
+        for parent, local in zip(node.parents, node.local_grads):
+            adjoint[parent] = adjoint.get(parent, 0.0) + local * g
+    return adjoint
 
 
 def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:

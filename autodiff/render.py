@@ -31,6 +31,7 @@ import graphviz
 import graphviz.backend.dot_command
 
 from autodiff.engine import Value, topological_order
+from autodiff.functional import adjoints
 from autodiff.rules import RULES
 
 __all__ = [
@@ -207,17 +208,13 @@ def _check_gradients(root: Value) -> None:
             f"backward_graph: no gradients to draw: {root!r} has grad 0.0; "
             "call root.backward() first"
         )
-    expected: dict[Value, float] = {root: root.grad}
-    for node in topological_order(root):
-        g = expected[node]
-        if node is not root and node.parents and g != node.grad:
+    for node, g in adjoints(root, root.grad).items():
+        if node.parents and g != node.grad:
             raise ValueError(
                 "backward_graph: the gradients in this graph are not those of a backward pass "
                 f"from this root ({node!r} should have grad {g!r}); another root's backward() "
                 "has run since: call root.backward() again"
             )
-        for parent, local in zip(node.parents, node.local_grads):
-            expected[parent] = expected.get(parent, 0.0) + local * g
 
 
 # -- writing a picture ------------------------------------------------------------------

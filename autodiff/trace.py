@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from autodiff import engine
-from autodiff.engine import Value, topological_order
+from autodiff.engine import Value, enable_grad, topological_order
 from autodiff.rules import RULES, Rule, sigmoid_float
 
 __all__ = ["TraceWarning", "Traced", "trace"]
@@ -203,7 +203,7 @@ def trace(
     ]
     prev, engine._reads = engine._reads, []
     try:
-        with _grad_on():
+        with enable_grad():
             out = f(xs)
         reads = engine._reads
     finally:
@@ -221,17 +221,6 @@ def trace(
             stacklevel=2,
         )
     return _compile(order, xs)
-
-
-class _grad_on:  # noqa: N801
-    """Record graph even if the caller is inside no_grad."""
-
-    def __enter__(self) -> None:
-        self.prev = engine._grad_enabled
-        engine._grad_enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        engine._grad_enabled = self.prev
 
 
 def _compile(order: list[Value], xs: list[Value]) -> Traced:

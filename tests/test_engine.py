@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from autodiff import Value, dot, is_grad_enabled, no_grad
+from autodiff import Value, dot, enable_grad, is_grad_enabled, no_grad
 from autodiff.rules import RULES
 
 # Closed-form derivatives are computed from the same floats by a different formula,
@@ -298,6 +298,11 @@ def test_no_grad_records_nothing_and_nests():
     with pytest.raises(RuntimeError), no_grad():
         raise RuntimeError
     assert is_grad_enabled()
+    with no_grad():
+        with enable_grad():
+            assert is_grad_enabled()
+            assert (x * x).parents == (x, x)
+        assert not is_grad_enabled()
 
 
 # -- depth, width, memory ----------------------------------------------------------
