@@ -32,6 +32,7 @@ import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 from autodiff.rules import RULES, Rule
 
@@ -142,6 +143,12 @@ class Value:
     grad: float
     label: str
     op: str
+    _data: float
+    _p0: Value | tuple[Value, ...] | None  # a tuple only for dot
+    _p1: Value | None
+    _d0: Any  # float, or a tuple of floats for dot
+    _d1: float
+    _uses: int
 
     def __init__(self, data: Number, label: str = "") -> None:
         self._data = _as_float(data, "Value")
@@ -157,7 +164,7 @@ class Value:
         p0 = self._p0
         if p0 is None:
             return ()
-        if type(p0) is tuple:  # dot
+        if isinstance(p0, tuple):  # dot
             return p0
         p1 = self._p1
         return (p0,) if p1 is None else (p0, p1)
@@ -313,6 +320,7 @@ class Value:
         the second releases a node once all its users have passed their gradient
         on to it, and passes its own on: ``parent.grad += local * grad``.
         """
+        p: Any  # a parent, or dot's tuple of parents: one local for speed in the loops below
         seen = [self]  # every node, once
         held = []  # leaves and the gradient they held before this pass
         if self._p0 is None:
@@ -335,7 +343,7 @@ class Value:
                         p.grad = 0.0
                     p._uses = n + 1
             self.grad = gradient
-            ready = [self] if self._p0 is not None else []
+            ready: list[Value] = [self] if self._p0 is not None else []
             while ready:
                 node = ready.pop()
                 g = node.grad

@@ -62,8 +62,9 @@ class _Sym:
     def _operand(self, other: object) -> _Sym:
         if isinstance(other, _Sym):
             return other
-        if type(other) in (int, float):
-            return _Sym(_literal(float(other)), _ATOM if other >= 0 else _UNARY)  # type: ignore[operator]
+        if type(other) is float or type(other) is int:
+            x = float(other)  # type: ignore[arg-type]
+            return _Sym(_literal(x), _ATOM if x >= 0 else _UNARY)
         raise _NeedsNumbersError
 
     def _bin(self, op: str, prec: int, left: _Sym, right: _Sym) -> _Sym:
@@ -249,7 +250,7 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
         rule = RULES[node.op]
         args = [names[p] for p in node.parents]
         try:
-            expr = rule.forward(*args).code
+            expr = rule.forward(*args).code  # type: ignore[attr-defined]  # a _Sym
         except (_NeedsNumbersError, TypeError):
             expr = call("forward", rule, args)
         var = f"v{len(fwd)}"

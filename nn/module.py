@@ -152,7 +152,7 @@ class Layer(Module):
     def __call__(self, x: Input) -> list[Value]:
         if len(x) != self.nin:
             raise ValueError(f"Layer: expected {self.nin} inputs, got {len(x)}")
-        x = [v if type(v) is Value else Value(v) for v in x]  # once, not once per neuron
+        x = [v if type(v) is Value else Value(v) for v in x]  # type: ignore[arg-type]  # once
         return [n(x) for n in self.neurons]
 
     def parameters(self) -> list[Value]:

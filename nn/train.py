@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from autodiff import Value, no_grad, trace
 from nn.losses import logistic
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 #: The main job's defaults; solve XOR for at least 99 of the seeds 0-99 (tests/test_nn.py).
-XOR_DEFAULTS = {"hidden": 16, "steps": 200, "lr": 0.05, "seed": 0}
+XOR_DEFAULTS: dict[str, Any] = {"hidden": 16, "steps": 200, "lr": 0.05, "seed": 0}
 
 
 @dataclass
@@ -104,7 +105,7 @@ def train_xor(
         return loss
 
     if compile:
-        compiled = compile_step(model, lambda: logistic([model(x) for x in xs], ys), opt)
+        compiled = compile_step(model, lambda: logistic([model(x) for x in xs], ys), opt)  # type: ignore[misc]
     for step in range(steps):
         value = compiled() if compile else opt.step(closure).data  # type: ignore[union-attr]
         result.losses.append(value)

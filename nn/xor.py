@@ -159,9 +159,8 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
     _label_parameters(model)
     x, y = xs[GRAPH_SAMPLE], ys[GRAPH_SAMPLE]
-    written = _write_graphs(
-        _sample_loss(model([Value(x[0], "x₁"), Value(x[1], "x₂")]), x, y), args.out
-    )  # type: ignore[arg-type]
+    z = model([Value(x[0], "x₁"), Value(x[1], "x₂")])
+    written = _write_graphs(_sample_loss(z, x, y), args.out)  # type: ignore[arg-type]
 
     def prob(p: list[float]) -> float:
         with no_grad():
