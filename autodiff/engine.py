@@ -151,6 +151,8 @@ class Value:
     _uses: int
 
     def __init__(self, data: Number, label: str = "") -> None:
+        if type(label) is not str:
+            raise TypeError(f"Value: label must be a str, got {type(label).__name__} {label!r}")
         self._data = _as_float(data, "Value")
         self.grad = 0.0
         self.label = label
@@ -201,6 +203,10 @@ class Value:
 
     def __float__(self) -> float:
         return self.data
+
+    def __bool__(self) -> bool:
+        """True unless the number is 0, as for a number (and a PyTorch scalar)."""
+        return self.data != 0.0
 
     def item(self) -> float:
         """The number held, as a float (PyTorch's name for it)."""

@@ -141,6 +141,14 @@ def test_value_attributes_and_repr():
     assert w.label == "w"
     assert float(w) == w.item() == 6.0
     assert Value(True).data == 1.0  # bool is an int
+    assert bool(Value(2.0)) and not Value(0.0) and not Value(-0.0)
+    with pytest.raises(TypeError, match="label must be a str, got int 3"):
+        Value(1.0, label=3)  # type: ignore[arg-type]
+    v.data = 5  # settable, to a real number only
+    assert v.data == 5.0 and type(v.data) is float
+    with pytest.raises(TypeError, match=r"Value\.data: expected a real number"):
+        v.data = "abc"  # type: ignore[assignment]
+    assert v.data == 5.0
 
 
 def test_every_operation_records_its_rule_name():
