@@ -27,7 +27,7 @@ from autodiff.engine import (
     topological_order,
 )
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
-from autodiff.trace import Traced, TraceWarning, trace
+from autodiff.trace import BatchedTraced, Traced, TraceWarning, trace
 
 __all__ = [
     "Value",
@@ -44,6 +44,7 @@ __all__ = [
     "GradcheckError",
     "trace",
     "Traced",
+    "BatchedTraced",
     "TraceWarning",
 ]
 __version__ = "0.1.0"

@@ -30,12 +30,13 @@ import keyword
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from autodiff import engine
 from autodiff.engine import Value, enable_grad, topological_order
 from autodiff.rules import RULES, Rule, sigmoid_float
 
-__all__ = ["TraceWarning", "Traced", "trace"]
+__all__ = ["BatchedTraced", "TraceWarning", "Traced", "trace"]
 
 
 class TraceWarning(UserWarning):
@@ -64,13 +65,13 @@ class _Sym:
             return other
         if type(other) is float or type(other) is int:
             x = float(other)  # type: ignore[arg-type]
-            return _Sym(_literal(x), _ATOM if x >= 0 else _UNARY)
+            return type(self)(_literal(x), _ATOM if x >= 0 else _UNARY)
         raise _NeedsNumbersError
 
     def _bin(self, op: str, prec: int, left: _Sym, right: _Sym) -> _Sym:
         lc = left.code if left.prec >= prec else f"({left.code})"
         rc = right.code if right.prec > prec else f"({right.code})"  # a - (b - c) stays
-        return _Sym(f"{lc} {op} {rc}", prec)
+        return type(self)(f"{lc} {op} {rc}", prec)
 
     def __add__(self, o: object) -> _Sym:
         return self._bin("+", _ADD, self, self._operand(o))
@@ -97,21 +98,22 @@ class _Sym:
         return self._bin("/", _MUL, self._operand(o), self)
 
     def __neg__(self) -> _Sym:
-        return _Sym(f"-{self.code}" if self.prec >= _UNARY else f"-({self.code})", _UNARY)
+        code = f"-{self.code}" if self.prec >= _UNARY else f"-({self.code})"
+        return type(self)(code, _UNARY)
 
     # the generic helpers of rules.py call these on anything that is not a float
     def exp(self) -> _Sym:
-        return _Sym(f"_exp({self.code})")
+        return type(self)(f"_exp({self.code})")
 
     def log(self) -> _Sym:
-        return _Sym(f"_log({self.code})")
+        return type(self)(f"_log({self.code})")
 
     def sigmoid(self) -> _Sym:
-        return _Sym(f"_sigmoid({self.code})")
+        return type(self)(f"_sigmoid({self.code})")
 
     def _where_positive(self, a: object, b: object) -> _Sym:
         a_, b_ = self._operand(a), self._operand(b)
-        return _Sym(f"{a_.code} if {self.code} > 0.0 else {b_.code}", _COND)
+        return type(self)(f"{a_.code} if {self.code} > 0.0 else {b_.code}", _COND)
 
     def _refuse(self, *args: object) -> bool:
         raise _NeedsNumbersError
@@ -119,6 +121,16 @@ class _Sym:
     __float__ = __bool__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
     __eq__ = __ne__ = __pow__ = __rpow__ = _refuse  # type: ignore[assignment]
     __hash__ = None  # type: ignore[assignment]
+
+
+class _ArraySym(_Sym):
+    """A symbol for batched code: a branch becomes numpy's elementwise where."""
+
+    __slots__ = ()
+
+    def _where_positive(self, a: object, b: object) -> _Sym:
+        a_, b_ = self._operand(a), self._operand(b)
+        return _ArraySym(f"_where({self.code} > 0.0, {a_.code}, {b_.code})")
 
 
 _ONE = _Sym("1.0")
@@ -129,6 +141,42 @@ def _literal(x: float) -> str:
 
 
 _RUNTIME: dict[str, object] = {"_exp": math.exp, "_log": math.log, "_sigmoid": sigmoid_float}
+
+
+def _numpy_kernels() -> tuple[Any, dict[str, object], dict[str, Callable[..., Any]]]:
+    """numpy, the helpers for batched code, and the forward functions it calls.
+
+    The same formulas as the float kernels of rules.py, elementwise (the stable
+    sigmoid and softplus included); numpy is needed only here.
+    """
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy comes with matplotlib
+        raise ImportError("trace(batched=True) needs numpy: pip install numpy") from None
+
+    def sigmoid(x: Any) -> Any:
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+    def softplus(x: Any) -> Any:
+        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+    helpers: dict[str, object] = {
+        "_where": np.where,
+        "_exp": np.exp,
+        "_log": np.log,
+        "_sigmoid": sigmoid,
+    }
+    forward: dict[str, Callable[..., Any]] = {
+        "exp": np.exp,
+        "log": np.log,
+        "tanh": np.tanh,
+        "sigmoid": sigmoid,
+        "softplus": softplus,
+        "div": np.true_divide,
+        "pow": np.power,
+    }
+    return np, helpers, forward
 
 
 class Traced:
@@ -172,11 +220,68 @@ class Traced:
         return f"<Traced: {self.n_inputs} inputs, {self.n_nodes} operations>"
 
 
+class BatchedTraced(Traced):
+    """A trace whose code runs on a batch: each input a float (shared by every
+    sample, such as a weight) or a 1-D array (one number per sample).
+
+    ``value_and_grad(xs)`` returns the value for every sample and, for every
+    input, its gradient for every sample (arrays of the batch's length): reduce
+    them as the loss does (a mean loss: the mean of each). A number outside an
+    operation's domain raises FloatingPointError (numpy's, not the rules' own).
+    """
+
+    def __init__(
+        self, source: str, namespace: dict[str, object], n_inputs: int, n_nodes: int, np: Any
+    ) -> None:
+        super().__init__(source, namespace, n_inputs, n_nodes)
+        self._np = np
+
+    def _batch(self, xs: Sequence[Any]) -> tuple[list[Any], int]:
+        if len(xs) != self.n_inputs:
+            raise ValueError(f"BatchedTraced: expected {self.n_inputs} inputs, got {len(xs)}")
+        np = self._np
+        args, size = [], None
+        for i, x in enumerate(xs):
+            if isinstance(x, (int, float)) and not isinstance(x, bool):
+                args.append(float(x))
+                continue
+            a = np.asarray(x, dtype=float)
+            if a.ndim != 1 or (size is not None and len(a) != size):
+                raise ValueError(
+                    f"BatchedTraced: xs[{i}] must be a number or a 1-D array of the batch's "
+                    f"length{'' if size is None else f' ({size})'}, got shape {a.shape}"
+                )
+            size = len(a)
+            args.append(a)
+        if size is None:
+            raise ValueError("BatchedTraced: no input is an array: there is no batch")
+        return args, size
+
+    def __call__(self, xs: Sequence[Any]) -> Any:
+        """f for every sample: an array."""
+        args, size = self._batch(xs)
+        with self._np.errstate(over="raise", divide="raise", invalid="raise"):
+            return self._np.broadcast_to(self._forward(*args), (size,)).copy()
+
+    def value_and_grad(self, xs: Sequence[Any]) -> tuple[Any, list[Any]]:  # type: ignore[override]
+        """(f for every sample, [∂f/∂xᵢ for every sample, for each input])."""
+        args, size = self._batch(xs)
+        np = self._np
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            value, grads = self._value_and_grad(*args)
+        shape = (size,)
+        return np.broadcast_to(value, shape).copy(), [np.broadcast_to(g, shape) for g in grads]
+
+    def __repr__(self) -> str:
+        return f"<BatchedTraced: {self.n_inputs} inputs, {self.n_nodes} operations>"
+
+
 def trace(
     f: Callable[[list[Value]], Value],
     example_inputs: Sequence[float],
     *,
     names: Sequence[str] | None = None,
+    batched: bool = False,
 ) -> Traced:
     """Record `f` once at `example_inputs` and compile its forward and backward passes.
 
@@ -185,6 +290,10 @@ def trace(
     flow in `f` that depends on the data is frozen at the trace (see the module
     docstring). `names` gives the inputs readable names in the generated code
     (distinct Python identifiers; default x0, x1, ...).
+
+    With ``batched=True`` the code runs on numpy arrays: trace `f` for one
+    sample, then evaluate it for a whole batch at once (:class:`BatchedTraced`).
+    Needs numpy; every operation but ``**`` is supported.
     """
     n = len(example_inputs)
     names = [f"x{i}" for i in range(n)] if names is None else list(names)
@@ -221,31 +330,44 @@ def trace(
             TraceWarning,
             stacklevel=2,
         )
-    return _compile(order, xs)
+    return _compile(order, xs, batched)
 
 
-def _compile(order: list[Value], xs: list[Value]) -> Traced:
+def _compile(order: list[Value], xs: list[Value], batched: bool = False) -> Traced:
+    sym: type[_Sym] = _ArraySym if batched else _Sym
     root = order[0]
     inputs = {x: i for i, x in enumerate(xs)}
     names: dict[Value, _Sym] = {}
     namespace: dict[str, object] = dict(_RUNTIME)
+    kernels: dict[str, Callable[..., Any]] = {}
+    if batched:
+        np, helpers, kernels = _numpy_kernels()
+        namespace.update(helpers)
     fwd: list[str] = []
     tmp = n_vars = 0
 
     def call(kind: str, rule: Rule, args: list[_Sym]) -> str:
         fn = f"_{kind}_{rule.name}"
-        namespace[fn] = rule.forward if kind == "forward" else rule.local
+        if not batched:
+            namespace[fn] = rule.forward if kind == "forward" else rule.local
+        elif kind == "forward" and rule.name in kernels:
+            namespace[fn] = kernels[rule.name]
+        else:
+            raise NotImplementedError(
+                f"trace(batched=True): the {kind} of {rule.name!r} needs numbers one at a "
+                "time (it branches on them); trace without batched=True"
+            )
         return f"{fn}({', '.join(a.code for a in args)})"
 
     # forward: inputs are arguments, other leaves constants, every node one line
     for x in xs:
-        names[x] = _Sym(x.label)
+        names[x] = sym(x.label)
     forward_order = order[::-1]
     for node in forward_order:
         if node in names:
             continue
         if not node.parents:
-            names[node] = _Sym(_literal(node._data), _ATOM if node._data >= 0 else _UNARY)
+            names[node] = sym(_literal(node._data), _ATOM if node._data >= 0 else _UNARY)
             continue
         rule = RULES[node.op]
         args = [names[p] for p in node.parents]
@@ -255,7 +377,7 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
             expr = call("forward", rule, args)
         var = f"v{len(fwd)}"
         fwd.append(f"    {var} = {expr}")
-        names[node] = _Sym(var)
+        names[node] = sym(var)
 
     # which nodes lead to an input: only their gradients are computed
     needs = set(inputs)
@@ -278,12 +400,12 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
         rule = RULES[node.op]
         args = [names[p] for p in parents] + [names[node]]
         try:
-            locals_ = [_Sym._operand(_ONE, d) for d in rule.local(*args)]
+            locals_ = [sym("1.0")._operand(d) for d in rule.local(*args)]
         except (_NeedsNumbersError, TypeError):
             tmp += 1
             bwd.append(f"    d{tmp} = {call('local', rule, args)}")
-            locals_ = [_Sym(f"d{tmp}[{k}]") for k in range(len(parents))]
-        g = _Sym(grads[node])
+            locals_ = [sym(f"d{tmp}[{k}]") for k in range(len(parents))]
+        g = sym(grads[node])
         for parent, local in zip(parents, locals_):
             if parent not in needs:
                 continue
@@ -313,4 +435,6 @@ def _compile(order: list[Value], xs: list[Value]) -> Traced:
         + f"\n    return {result}, [{gradient}]\n"
     )
     n_ops = sum(1 for v in order if v.parents)
+    if batched:
+        return BatchedTraced(source, namespace, len(xs), n_ops, np)
     return Traced(source, namespace, len(xs), n_ops)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from autodiff import Value, no_grad, trace
+from autodiff import BatchedTraced, Value, no_grad, trace
 from nn.losses import logistic
 from nn.module import MLP, Module
 from nn.optim import Adam, Optimizer
@@ -15,6 +15,7 @@ __all__ = [
     "XOR_DEFAULTS",
     "TrainResult",
     "accuracy",
+    "compile_batch_step",
     "compile_step",
     "predict_proba",
     "train_xor",
@@ -70,6 +71,47 @@ def compile_step(
             p.grad = g
         opt.step()
         return loss
+
+    step.traced = traced  # type: ignore[attr-defined]
+    return step
+
+
+def compile_batch_step(
+    model: Module,
+    sample_loss: Callable[[list[Value], Value], Value],
+    xs: Sequence[Sequence[float]],
+    ys: Sequence[float],
+    opt: Optimizer,
+) -> Callable[[], float]:
+    """A training step that replays one sample's traced loss over the whole batch (numpy).
+
+    `sample_loss(x, y)` builds one sample's loss from `model`, with the sample x
+    (a list of Values) and its label y (a Value), using arithmetic on y rather
+    than checks of its value (``(1 - y * model(x)).relu()``, not ``losses.hinge``).
+    It is traced once (``autodiff.trace(..., batched=True)``) as a function of
+    the parameters, x and y; each call evaluates it on every sample at once, and
+    sets each parameter's ``.grad`` to the mean over the batch -- the gradient of
+    the mean loss -- before ``opt.step()``. Returns the mean loss as a float.
+    """
+    params = model.parameters()
+    n, d = len(params), len(xs[0])
+    if len(xs) != len(ys):
+        raise ValueError(f"compile_batch_step: {len(xs)} samples but {len(ys)} labels")
+
+    def loss_of(v: list[Value]) -> Value:
+        with model.bound(v[:n]):
+            return sample_loss(v[n : n + d], v[n + d])
+
+    example = [p.data for p in params] + [*xs[0], ys[0]]
+    traced = cast(BatchedTraced, trace(loss_of, example, batched=True))
+    columns = [[x[k] for x in xs] for k in range(d)] + [list(ys)]
+
+    def step() -> float:
+        values, grads = traced.value_and_grad([*(p._data for p in params), *columns])
+        for p, g in zip(params, grads[:n]):
+            p.grad = float(g.mean())
+        opt.step()
+        return float(values.mean())
 
     step.traced = traced  # type: ignore[attr-defined]
     return step

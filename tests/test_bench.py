@@ -30,7 +30,11 @@ def test_both_engines_agree_on_the_moons_epoch():
 
 def test_library_steps_and_small_workloads_run():
     ours, theirs = bench.autodiff_library_step(), bench.micrograd_library_step()
-    assert ours().data == pytest.approx(theirs().data, rel=0.5)  # different inits, same task
+    first = ours().data
+    assert first == pytest.approx(theirs().data, rel=0.5)  # different inits, same task
+    # the compiled and batched paths start from the same model: the same first loss
+    assert bench.autodiff_compiled_step()() == pytest.approx(first, rel=1e-12)
+    assert bench.autodiff_batched_step()() == pytest.approx(first, rel=1e-12)
     assert bench.chain(bench.Value, 1000)() == pytest.approx(1.0, rel=1e-3)
     assert bench.wide(bench.Value, 1000, tree=True)() == 2 * (999 % 7)
     built, after, n = bench.bytes_per_node(bench.Value)

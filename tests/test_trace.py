@@ -7,7 +7,7 @@ import random
 import warnings
 
 import pytest
-from graphs import Graph, graphs
+from graphs import POW_OPS, Graph, graphs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -16,7 +16,7 @@ from nn import lecture, losses
 from nn.data import moons, xor
 from nn.module import MLP
 from nn.optim import SGD, Adam
-from nn.train import compile_step, train_xor
+from nn.train import compile_batch_step, compile_step, train_xor
 
 # The generated code performs the engine's own float operations in the engine's
 # order, so results agree to the last bit in practice; 1e-12 is the stated bound.
@@ -198,3 +198,64 @@ def test_names_make_the_code_readable_and_are_checked():
     ]:
         with pytest.raises(ValueError, match=why):
             trace(lambda v: v[0] * v[1], [2.0, 3.0], names=bad)
+
+
+# -- batched: one sample's trace replayed over a batch with numpy ---------------------------
+
+np = pytest.importorskip("numpy")
+
+
+def test_batched_lecture_loss_equals_eager_per_sample():
+    rng = random.Random(7)
+    traced = trace(lecture_loss(1), [1.0] * 11, batched=True)
+    params = [rng.uniform(-2, 2) for _ in range(9)]
+    batch = [[rng.uniform(-2, 2) for _ in range(12)] for _ in range(2)]  # x₁, x₂ per sample
+    values, grads = traced.value_and_grad(params + batch)
+    assert values.shape == (12,) and all(g.shape == (12,) for g in grads)
+    for k in range(12):
+        value, eager_grads = eager(lecture_loss(1), [*params, batch[0][k], batch[1][k]])
+        assert values[k] == pytest.approx(value, **CLOSE)
+        assert [g[k] for g in grads] == pytest.approx(eager_grads, **CLOSE)
+    assert traced(params + batch) == pytest.approx(values, **CLOSE)
+
+
+@given(graphs(exclude=POW_OPS), st.lists(st.floats(-0.3, 0.3), min_size=4, max_size=4))
+def test_batched_random_graphs_equal_eager_per_sample(g: Graph, shifts):
+    traced = trace(g, g.point, batched=True)
+    points = [tuple(x + d for x in g.point) for d in shifts]
+    try:
+        expected = [eager(g, p) for p in points]
+    except (OverflowError, ValueError, ZeroDivisionError):
+        assume(False)
+    columns = [[p[i] for p in points] for i in range(len(g.point))]
+    values, grads = traced.value_and_grad(columns)
+    for k, (value, e_grads) in enumerate(expected):
+        assert values[k] == pytest.approx(value, **CLOSE)
+        assert [gr[k] for gr in grads] == pytest.approx(e_grads, **CLOSE)
+
+
+def test_batched_training_step_equals_the_full_batch_step():
+    xs, ys = moons(40, seed=4)
+    labels = [2 * y - 1 for y in ys]
+    m1, m2 = MLP(2, [8, 1], seed=2), MLP(2, [8, 1], seed=2)
+    o1, o2 = SGD(m1.parameters(), lr=0.1), SGD(m2.parameters(), lr=0.1)
+    full = compile_step(m1, lambda: losses.hinge([m1(x) for x in xs], labels), o1)
+    batch = compile_batch_step(m2, lambda x, y: (1 - y * m2(x)).relu(), xs, labels, o2)
+    for _ in range(5):
+        assert batch() == pytest.approx(full(), **CLOSE)
+    p1, p2 = [p.data for p in m1.parameters()], [p.data for p in m2.parameters()]
+    assert p2 == pytest.approx(p1, **CLOSE)
+    assert "_where(" in batch.traced.source
+
+
+def test_batched_errors():
+    traced = trace(lambda v: v[0].log() * v[1], [1.0, 2.0], batched=True)
+    assert repr(traced) == "<BatchedTraced: 2 inputs, 2 operations>"
+    with pytest.raises(ValueError, match="no input is an array"):
+        traced([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"xs\[1\] must be a number or a 1-D array .*\(2\)"):
+        traced([[1.0, 2.0], [1.0, 2.0, 3.0]])
+    with pytest.raises(FloatingPointError):
+        traced([[1.0, -1.0], 2.0])  # log of a negative sample
+    with pytest.raises(NotImplementedError, match=r"'pow' needs numbers one at a time"):
+        trace(lambda v: v[0] ** v[1], [2.0, 3.0], batched=True)
