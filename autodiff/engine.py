@@ -420,18 +420,38 @@ def topological_order(root: Value) -> list[Value]:
 _new = object.__new__
 
 
+def _leaf(data: float) -> Value:
+    """A new leaf holding `data` (a float), with no label."""
+    v = _new(Value)
+    v._data = data
+    v.grad = 0.0
+    v.label = v.op = ""
+    v._p0 = v._p1 = None
+    v._uses = 0
+    return v
+
+
+def _node(out: float, op: str, p0: Any, p1: Value | None, d0: Any, d1: float) -> Value:
+    """A new Value `out`, made by `op` from p0 (and p1) with local derivatives d0 (and d1)."""
+    v = _new(Value)
+    v._data = out
+    v.grad = 0.0
+    v.label = ""
+    v._uses = 0
+    v.op = op
+    v._p0 = p0
+    v._p1 = p1
+    v._d0 = d0
+    v._d1 = d1
+    return v
+
+
 def _lift(x: object, rule: Rule) -> Value:
     """A number as a leaf Value (the constant of ``x * 2``); TypeError naming `rule`."""
     if type(x) is Value:
         return x  # type: ignore[return-value]
     if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
-        v = _new(Value)
-        v._data = float(x)  # type: ignore[arg-type]
-        v.grad = 0.0
-        v.label = v.op = ""
-        v._p0 = v._p1 = None
-        v._uses = 0
-        return v
+        return _leaf(float(x))  # type: ignore[arg-type]
     raise TypeError(
         f"{rule.name} ({rule.symbol}): expected a Value or a real number (int or float), "
         f"got {type(x).__name__} {x!r}"
@@ -440,40 +460,22 @@ def _lift(x: object, rule: Rule) -> Value:
 
 def _apply1(rule: Rule, a: Value) -> Value:
     x = a._data
-    v = _new(Value)
-    v._data = out = rule.forward(x)
-    v.grad = 0.0
-    v.label = ""
-    v._uses = 0
-    if _grad_enabled:
-        v.op = rule.name
-        v._p0 = a
-        v._p1 = None
-        (v._d0,) = rule.local(x, out)
-    else:
-        v.op = ""
-        v._p0 = v._p1 = None
-    return v
+    out = rule.forward(x)
+    if not _grad_enabled:
+        return _leaf(out)
+    (d0,) = rule.local(x, out)
+    return _node(out, rule.name, a, None, d0, 0.0)
 
 
 def _apply2(rule: Rule, a: object, b: object) -> Value:
     a = _lift(a, rule)
     b = _lift(b, rule)
     x, y = a._data, b._data
-    v = _new(Value)
-    v._data = out = rule.forward(x, y)
-    v.grad = 0.0
-    v.label = ""
-    v._uses = 0
-    if _grad_enabled:
-        v.op = rule.name
-        v._p0 = a
-        v._p1 = b
-        v._d0, v._d1 = rule.local(x, y, out)
-    else:
-        v.op = ""
-        v._p0 = v._p1 = None
-    return v
+    out = rule.forward(x, y)
+    if not _grad_enabled:
+        return _leaf(out)
+    d0, d1 = rule.local(x, y, out)
+    return _node(out, rule.name, a, b, d0, d1)
 
 
 def dot(
@@ -493,20 +495,10 @@ def dot(
         *[x if type(x) is Value else _lift(x, rule) for x in xs],
     )
     data = [a._data for a in args]
-    v = _new(Value)
-    v._data = out = rule.forward(*data)
-    v.grad = 0.0
-    v.label = ""
-    v._uses = 0
-    v._p1 = None
-    if _grad_enabled:
-        v.op = rule.name
-        v._p0 = args
-        v._d0 = rule.local(*data, out)
-    else:
-        v.op = ""
-        v._p0 = None
-    return v
+    out = rule.forward(*data)
+    if not _grad_enabled:
+        return _leaf(out)
+    return _node(out, rule.name, args, None, rule.local(*data, out), 0.0)
 
 
 _ADD, _SUB, _MUL, _DIV, _POW = (RULES[k] for k in ("add", "sub", "mul", "div", "pow"))

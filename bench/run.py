@@ -122,12 +122,16 @@ def count_nodes(root: Any) -> int:
 # -- library level ---------------------------------------------------------------------------
 
 
-def autodiff_library_step() -> Callable[[], Value]:
-    """nn.MLP + nn.losses.hinge + nn.optim.SGD, the way a user writes it."""
+def library_setup() -> tuple[MLP, list[Value], optim.SGD, list[list[float]], list[int]]:
+    """The library workload's model, its parameters, SGD, and the data (labels ±1)."""
     model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
     params = model.parameters()
-    opt = optim.SGD(params, lr=0.5)
-    xs, ys = data()
+    return model, params, optim.SGD(params, lr=0.5), *data()
+
+
+def autodiff_library_step() -> Callable[[], Value]:
+    """nn.MLP + nn.losses.hinge + nn.optim.SGD, the way a user writes it."""
+    model, params, opt, xs, ys = library_setup()
 
     def closure() -> Value:
         loss = losses.hinge([model(x) for x in xs], ys) + 1e-4 * autodiff.dot(params, params)
@@ -140,10 +144,7 @@ def autodiff_library_step() -> Callable[[], Value]:
 
 def autodiff_compiled_step() -> Callable[[], float]:
     """The same model, loss and optimizer, the loss and gradient traced once (nn.train)."""
-    model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
-    params = model.parameters()
-    opt = optim.SGD(params, lr=0.5)
-    xs, ys = data()
+    model, params, opt, xs, ys = library_setup()
     return compile_step(
         model,
         lambda: losses.hinge([model(x) for x in xs], ys) + 1e-4 * autodiff.dot(params, params),
@@ -157,10 +158,7 @@ def autodiff_batched_step() -> Callable[[], float]:
     The per-sample loss carries the whole L2 term, so its mean over the batch is
     the batch's hinge loss + 1e-4·L2, as above.
     """
-    model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
-    params = model.parameters()
-    opt = optim.SGD(params, lr=0.5)
-    xs, ys = data()
+    model, params, opt, xs, ys = library_setup()
     return compile_batch_step(
         model,
         lambda x, y: (1 - y * model(x)).relu() + 1e-4 * autodiff.dot(params, params),
