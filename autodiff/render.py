@@ -25,6 +25,7 @@ import math
 import os
 import pathlib
 import shutil
+import sys
 import sysconfig
 
 import graphviz
@@ -63,18 +64,15 @@ def find_renderer() -> str | None:
     pure = shutil.which(_PURE)
     if pure:
         return pure
-    # installed beside this interpreter but not on PATH (a venv used without activating it)
-    for scheme_dir in {sysconfig.get_path("scripts"), os.path.dirname(os.path.realpath(_exe()))}:
-        candidate = os.path.join(scheme_dir, _PURE)
+    # installed beside this interpreter but not on PATH (a venv used without activating it),
+    # looked for in a fixed order: the scheme's scripts, the interpreter's folder, its target's
+    here = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    here.append(os.path.dirname(os.path.realpath(sys.executable)))
+    for folder in dict.fromkeys(here):
+        candidate = os.path.join(folder, _PURE)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-def _exe() -> str:
-    import sys
-
-    return sys.executable
 
 
 _renderer = find_renderer()
