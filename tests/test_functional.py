@@ -244,3 +244,25 @@ def test_L15_gradient_with_respect_to_a_tensor():
             expected[k] += d.data * dzj
     direct = [d.data for d in grad(f(flat_y), flat_x)]
     assert direct == pytest.approx(expected, rel=1e-12)
+
+
+def test_first_order_paths_never_consult_the_rule_table(monkeypatch):
+    # create_graph re-evaluates RULES[op].local on Values; backward() and first-order grad()
+    # use only the floats stored when each node was made, so they pay nothing for it.
+    x, w = Value(0.7), Value(-1.3)
+    y = dot([x, w], [w, x.tanh()], 0.5).softplus() * x.exp() / (w * w + 1.0)
+    y.backward()
+    expected = [x.grad, w.grad]
+    first_order = [d.data for d in grad(y, [x, w])]
+
+    def forbidden(*args):
+        raise AssertionError("the rule table was consulted")
+
+    for name, rule in RULES.items():
+        monkeypatch.setitem(RULES, name, dataclasses.replace(rule, local=forbidden))
+    x.grad = w.grad = 0.0
+    y.backward()
+    assert [x.grad, w.grad] == expected
+    assert [d.data for d in grad(y, [x, w])] == first_order == expected
+    with pytest.raises(AssertionError, match="consulted"):
+        grad(y, [x], create_graph=True)
