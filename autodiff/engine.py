@@ -23,18 +23,26 @@ tuples. One object per node instead of three is ~1.5x less memory, and far
 fewer objects for Python's cyclic garbage collector to count and scan (see
 bench/). The one n-ary operation, :func:`dot` (a neuron's b + Σ wᵢxᵢ as a
 single node), keeps its tuples in ``_p0`` and ``_d0``.
+
+Threads: grad mode (:class:`no_grad`, :class:`enable_grad`) belongs to the
+thread -- precisely, to the :mod:`contextvars` context, so asyncio tasks each
+have their own -- and ``backward`` passes are serialized by a lock, so threads
+may build and back-propagate graphs, shared parameters included, at once.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import numbers
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from autodiff.rules import RULES, Rule
+from autodiff.rules import RULES, Rule, overflow, pow_ieee, select_float
 
 __all__ = [
     "Number",
@@ -50,32 +58,56 @@ __all__ = [
 #: What an operation accepts besides a Value.
 Number = int | float
 
-# Grad mode is process-wide, not thread-local: one flag read per new node.
-_grad_enabled = True
+F = TypeVar("F", bound=Callable[..., Any])
 
-# While autodiff.trace runs the traced function: the Values whose .data it read.
-_reads: list[Value] | None = None
+# Grad mode, per thread and per asyncio task: one ContextVar read per new node.
+_grad_mode: ContextVar[bool] = ContextVar("autodiff grad mode", default=True)
+_recording = _grad_mode.get
+
+# autodiff.trace watches the traced function through these hooks. `_observers`
+# counts the traces running in any thread (so that, when it is 0, every hook
+# costs one global read); `_observer` is this thread's (or task's) own trace.
+_observers = 0
+_observers_lock = threading.Lock()
+_observer: ContextVar[Any] = ContextVar("autodiff trace observer", default=None)
+
+# backward() passes keep a counter on each node while they run: one at a time.
+_backward_lock = threading.Lock()
 
 
 def is_grad_enabled() -> bool:
-    """True unless inside :class:`no_grad`."""
-    return _grad_enabled
+    """True unless inside :class:`no_grad` (in this thread or asyncio task)."""
+    return _grad_mode.get()
 
 
 class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
-    """Context manager: operations inside record no parents (a graph is not built).
+    """Operations inside record no parents (a graph is not built).
 
-    Use it for parameter updates and evaluation.  Nests, and restores the
-    previous mode on exit, also when an exception leaves the block.
+    Use it for parameter updates and evaluation. As a context manager it nests,
+    and restores the previous mode on exit, also when an exception leaves the
+    block; as a decorator (``@no_grad`` or ``@no_grad()``) it runs the function
+    so. The mode belongs to the thread (and asyncio task) that set it: other
+    threads keep recording. One object serves one ``with`` block at a time.
     """
 
-    __slots__ = ("_prev",)
+    __slots__ = ("_token",)
     _mode = False
 
+    def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
+        if func is not None:  # @no_grad without parentheses
+            return cls._decorate(func)
+        return super().__new__(cls)
+
+    def __init__(self, func: Callable[..., Any] | None = None) -> None:
+        self._token: Token[bool] | None = None
+
     def __enter__(self) -> no_grad:
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = self._mode
+        if self._token is not None:
+            raise RuntimeError(
+                f"{type(self).__name__}: this object is already in use; "
+                f"write `with {type(self).__name__}():` for each block"
+            )
+        self._token = _grad_mode.set(self._mode)
         return self
 
     def __exit__(
@@ -84,8 +116,31 @@ class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        global _grad_enabled
-        _grad_enabled = self._prev
+        token, self._token = self._token, None
+        _grad_mode.reset(token)  # type: ignore[arg-type]
+
+    def __call__(self, func: F) -> F:
+        """Decorate `func` (``@no_grad()``): it runs with the mode set, in its own block."""
+        return type(self)._decorate(func)
+
+    @classmethod
+    def _decorate(cls, func: F) -> F:
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}: expected a function to decorate, got {func!r}")
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with cls():
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class enable_grad(no_grad):  # noqa: N801
+    """Record the graph inside, even within ``no_grad`` (as PyTorch's); also a decorator."""
+
+    __slots__ = ()
+    _mode = True
 
 
 @contextmanager
@@ -96,7 +151,9 @@ def gc_paused() -> Iterator[None]:
     counting alone, so the collector has nothing to find in them -- but it still
     walks every live node, again and again, while a large graph is being built.
     Pausing it around the building of a large graph (``optimizer.step(closure)``
-    in nn does so for a training step) loses nothing of autodiff's.
+    in nn, ``grad``, ``jacobian``, ``hessian`` and ``trace`` do so) loses nothing
+    of autodiff's. Drop the graph before the block ends: the first collection
+    after it would otherwise walk every node that is still alive.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -105,13 +162,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-class enable_grad(no_grad):  # noqa: N801
-    """Context manager: record the graph inside, even within ``no_grad`` (as PyTorch's)."""
-
-    __slots__ = ()
-    _mode = True
 
 
 def _as_float(x: object, where: str) -> float:
@@ -123,26 +173,44 @@ def _as_float(x: object, where: str) -> float:
     raise TypeError(f"{where}: expected a real number (int or float), got {type(x).__name__} {x!r}")
 
 
+def _check_label(label: object, where: str) -> str:
+    if type(label) is not str:
+        raise TypeError(f"{where}: label must be a str, got {type(label).__name__} {label!r}")
+    return label  # type: ignore[return-value]
+
+
 class Value:
     """A scalar node of a computational graph.
 
     Attributes:
         data: the number (a float).
         grad: ∂root/∂self after ``root.backward()``; 0.0 before.
-        label: a name for display (settable).
+        label: a name for display (settable, a str).
         op: the name of the operation that produced this Value, "" for a leaf.
         parents: the Values it was computed from (empty for a leaf).
         local_grads: ∂self/∂parent for each parent, as floats.
 
-    Not thread-safe: two threads must not run ``backward`` over shared nodes
-    at the same time (``backward`` keeps a counter on each node while it runs).
+    ``==`` and ``hash`` are identity, as for any object (and as PyTorch tensors'
+    hash): Values are dictionary keys throughout autodiff (gradients by node),
+    so ``a == b`` compares the nodes, not the numbers -- compare ``a.data``.
     """
 
-    __slots__ = ("_data", "grad", "label", "op", "_p0", "_p1", "_d0", "_d1", "_uses", "__weakref__")
+    __slots__ = (
+        "_data",
+        "grad",
+        "_label",
+        "op",
+        "_p0",
+        "_p1",
+        "_d0",
+        "_d1",
+        "_uses",
+        "__weakref__",
+    )
 
     grad: float
-    label: str
     op: str
+    _label: str
     _data: float
     _p0: Value | tuple[Value, ...] | None  # a tuple only for dot
     _p1: Value | None
@@ -151,14 +219,23 @@ class Value:
     _uses: int
 
     def __init__(self, data: Number, label: str = "") -> None:
-        if type(label) is not str:
-            raise TypeError(f"Value: label must be a str, got {type(label).__name__} {label!r}")
+        self._label = _check_label(label, "Value")
         self._data = _as_float(data, "Value")
         self.grad = 0.0
-        self.label = label
         self.op = ""
         self._p0 = self._p1 = None
         self._uses = 0
+        if _observers:
+            _note_leaf(self)
+
+    @property
+    def label(self) -> str:
+        """A name for display (the renders show it); any str."""
+        return self._label
+
+    @label.setter
+    def label(self, label: str) -> None:
+        self._label = _check_label(label, "Value.label")
 
     @property
     def parents(self) -> tuple[Value, ...]:
@@ -174,32 +251,30 @@ class Value:
     @property
     def local_grads(self) -> tuple[float, ...]:
         """∂self/∂parent for each of ``parents``: this node's row of the Jacobian."""
+        if _observers:
+            _observe(self, "local_grads")
         p0 = self._p0
         if p0 is None:
             return ()
         if type(p0) is tuple:  # dot
-            return self._d0
+            return self._d0  # type: ignore[no-any-return]
         return (self._d0,) if self._p1 is None else (self._d0, self._d1)
 
     def __repr__(self) -> str:
-        label = f", label={self.label!r}" if self.label else ""
+        label = f", label={self._label!r}" if self._label else ""
         op = f", op={self.op!r}" if self.op else ""
         return f"Value(data={self._data!r}, grad={self.grad!r}{label}{op})"
 
     @property
     def data(self) -> float:
         """The number held, a float. Settable (optimizers do), to a real number only."""
-        if _reads is not None:  # only while autodiff.trace runs f
-            _reads.append(self)
+        if _observers:  # only while autodiff.trace runs a function, in some thread
+            _observe(self, ".data")
         return self._data
 
     @data.setter
     def data(self, value: Number) -> None:
         self._data = _as_float(value, "Value.data")
-
-    def _where_positive(self, a: object, b: object) -> object:
-        # rules.where_positive on a Value: the branch its data takes
-        return a if self._data > 0.0 else b
 
     def __float__(self) -> float:
         return self.data
@@ -208,6 +283,10 @@ class Value:
         """True unless the number is 0, as for a number (and a PyTorch scalar)."""
         return self.data != 0.0
 
+    def __format__(self, spec: str) -> str:
+        """Format the number: ``f"{loss:.4f}"``; an empty spec gives ``str(value)``."""
+        return format(self.data, spec) if spec else str(self)
+
     def item(self) -> float:
         """The number held, as a float (PyTorch's name for it)."""
         return self.data
@@ -215,26 +294,32 @@ class Value:
     # -- arithmetic ---------------------------------------------------------
 
     # + and × make most of the nodes of a network, so they record their node
-    # in place (one call fewer each); their derivatives still come from RULES.
+    # in place (one call fewer each); their derivatives still come from RULES,
+    # and their overflow check is the one of rules.overflow.
 
     def __add__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _ADD)
         a = self._data
         b = other._data  # type: ignore[union-attr]
+        out = a + b
+        if out - out:  # not finite: an overflow raises, an inf or nan input propagates
+            overflow("add", "+", (a, b), out)
         v = _new(Value)
-        v._data = out = a + b
+        v._data = out
         v.grad = 0.0
-        v.label = ""
+        v._label = ""
         v._uses = 0
-        if _grad_enabled:
+        if _recording():
             v.op = "add"
             v._p0 = self
-            v._p1 = other
+            v._p1 = other  # type: ignore[assignment]
             v._d0, v._d1 = _add_local(a, b, out)
         else:
             v.op = ""
             v._p0 = v._p1 = None
+            if _observers:
+                _note_unrecorded(v, (self, other))
         return v
 
     __radd__ = __add__  # a + b = b + a; only the order the parents are drawn in differs
@@ -250,19 +335,24 @@ class Value:
             other = _lift(other, _MUL)
         a = self._data
         b = other._data  # type: ignore[union-attr]
+        out = a * b
+        if out - out:
+            overflow("mul", "×", (a, b), out)
         v = _new(Value)
-        v._data = out = a * b
+        v._data = out
         v.grad = 0.0
-        v.label = ""
+        v._label = ""
         v._uses = 0
-        if _grad_enabled:
+        if _recording():
             v.op = "mul"
             v._p0 = self
-            v._p1 = other
+            v._p1 = other  # type: ignore[assignment]
             v._d0, v._d1 = _mul_local(a, b, out)
         else:
             v.op = ""
             v._p0 = v._p1 = None
+            if _observers:
+                _note_unrecorded(v, (self, other))
         return v
 
     __rmul__ = __mul__  # a × b = b × a
@@ -285,6 +375,10 @@ class Value:
     def __pos__(self) -> Value:
         return self
 
+    def __abs__(self) -> Value:
+        """|x|; derivative sign(x), 0 at 0 (as PyTorch)."""
+        return _apply1(_ABS, self)
+
     # -- functions ----------------------------------------------------------
 
     def exp(self) -> Value:
@@ -294,6 +388,10 @@ class Value:
     def log(self) -> Value:
         """Natural logarithm. ValueError unless self > 0."""
         return _apply1(_LOG, self)
+
+    def sqrt(self) -> Value:
+        """√self; derivative 1/(2√self), inf at 0. ValueError for a negative number."""
+        return _apply1(_SQRT, self)
 
     def tanh(self) -> Value:
         """Hyperbolic tangent; derivative 1 − tanh²."""
@@ -308,26 +406,63 @@ class Value:
         return _apply1(_SOFTPLUS, self)
 
     def relu(self) -> Value:
-        """max(0, x); derivative 1 for x > 0 and 0 otherwise (0 at 0, as PyTorch)."""
+        """max(0, x) (NaN for NaN); derivative 1 for x > 0 and 0 otherwise (0 at 0, as PyTorch)."""
         return _apply1(_RELU, self)
+
+    # -- what the rules call on a Value (see autodiff.rules) -------------------
+
+    def _power(self, e: Value | Number) -> Value:
+        """self ** e with IEEE semantics (rules.power): the power inside a derivative."""
+        other = e if type(e) is Value else _lift(e, _POW)
+        a, b = self._data, other._data  # type: ignore[union-attr]
+        out = pow_ieee(a, b)
+        if not _recording():
+            return _leaf(out)
+        return _node(out, "pow", self, other, *_POW.local(a, b, out))  # type: ignore[arg-type]
+
+    def _number(self) -> float:
+        """rules.number on a Value: its float, read by a rule that branches on it (pow)."""
+        if _observers:
+            _observe(self, "a branch on its value (pow's derivative under create_graph=True)")
+        return self._data
+
+    def _select(self, neg: Any, zero: Any, pos: Any) -> Any:
+        """rules.select on a Value: the branch its data takes (a decision on the number)."""
+        if _observers:
+            _observe(self, "a branch on its value (relu, abs or pow under create_graph=True)")
+        x = self._data
+        if x != x:  # NaN: a derivative that stays NaN however often it is differentiated
+            return (self * x).exp()
+        return select_float(x, neg, zero, pos)
 
     # -- back-propagation -----------------------------------------------------
 
     def backward(self, gradient: float = 1.0) -> None:
         """Fill in ``.grad`` of every Value this one depends on, by back-propagation.
 
-        The root is seeded with ``gradient`` (1.0: the derivative of itself).
-        Leaves (Values with no parents) accumulate across calls, as in PyTorch;
-        every interior node's gradient is recomputed from scratch, so a second
-        call adds exactly the same amounts to the leaves again.
+        The root is seeded with ``gradient`` (1.0: the derivative of itself; a
+        real number, TypeError otherwise). Leaves (Values with no parents)
+        accumulate across calls, as in PyTorch; every interior node's gradient is
+        recomputed from scratch, so a second call adds exactly the same amounts
+        to the leaves again. If anything interrupts the pass (KeyboardInterrupt,
+        MemoryError), every ``.grad`` is left as it was before the call.
 
         Kahn's algorithm, two passes, no recursion: the first counts, for every
         node, its uses within this graph (in ``_uses``) and zeroes the gradients;
         the second releases a node once all its users have passed their gradient
         on to it, and passes its own on: ``parent.grad += local * grad``.
         """
+        if type(gradient) is not float:
+            gradient = _as_float(gradient, "backward: gradient")
+        if _observers:
+            _observe(self, "backward()")
+        with _backward_lock:
+            self._backward(gradient)
+
+    def _backward(self, gradient: float) -> None:
         p: Any  # a parent, or dot's tuple of parents: one local for speed in the loops below
         seen = [self]  # every node, once
+        saved = [self.grad]  # the gradient each held before, to restore on error
         held = []  # leaves and the gradient they held before this pass
         if self._p0 is None:
             held.append((self, self.grad))
@@ -342,6 +477,7 @@ class Value:
                     n = p._uses
                     if n == 0:
                         seen.append(p)
+                        saved.append(p.grad)
                         if p._p0 is None:
                             held.append((p, p.grad))
                         else:
@@ -374,15 +510,16 @@ class Value:
                     p._uses = n
                     if n == 0 and p._p0 is not None:
                         ready.append(p)
-        except BaseException:  # e.g. KeyboardInterrupt: leave the counters clean
-            for node in seen:
+            # Each leaf's contributions were summed on their own; add what it held
+            # once, so that a repeated pass adds the very same float again:
+            # backward() twice is exactly 2×, not 2× ± rounding.
+            for leaf, before in held:
+                leaf.grad += before
+        except BaseException:  # e.g. KeyboardInterrupt: put every gradient back
+            for node, before in zip(seen, saved):
+                node.grad = before
                 node._uses = 0
             raise
-        # Each leaf's contributions were summed on their own; add what it held
-        # once, so that a repeated pass adds the very same float again:
-        # backward() twice is exactly 2×, not 2× ± rounding.
-        for leaf, before in held:
-            leaf.grad += before
 
 
 def topological_order(root: Value) -> list[Value]:
@@ -425,9 +562,11 @@ def _leaf(data: float) -> Value:
     v = _new(Value)
     v._data = data
     v.grad = 0.0
-    v.label = v.op = ""
+    v._label = v.op = ""
     v._p0 = v._p1 = None
     v._uses = 0
+    if _observers:
+        _note_leaf(v)
     return v
 
 
@@ -436,7 +575,7 @@ def _node(out: float, op: str, p0: Any, p1: Value | None, d0: Any, d1: float) ->
     v = _new(Value)
     v._data = out
     v.grad = 0.0
-    v.label = ""
+    v._label = ""
     v._uses = 0
     v.op = op
     v._p0 = p0
@@ -460,9 +599,12 @@ def _lift(x: object, rule: Rule) -> Value:
 
 def _apply1(rule: Rule, a: Value) -> Value:
     x = a._data
-    out = rule.forward(x)
-    if not _grad_enabled:
-        return _leaf(out)
+    out = rule.forward(x)  # no unary op overflows without raising: see rules.UNCHECKED_OVERFLOW
+    if not _recording():
+        v = _leaf(out)
+        if _observers:
+            _note_unrecorded(v, (a,))
+        return v
     (d0,) = rule.local(x, out)
     return _node(out, rule.name, a, None, d0, 0.0)
 
@@ -470,12 +612,17 @@ def _apply1(rule: Rule, a: Value) -> Value:
 def _apply2(rule: Rule, a: object, b: object) -> Value:
     a = _lift(a, rule)
     b = _lift(b, rule)
-    x, y = a._data, b._data
+    x, y = a._data, b._data  # type: ignore[attr-defined]
     out = rule.forward(x, y)
-    if not _grad_enabled:
-        return _leaf(out)
+    if out - out:
+        overflow(rule.name, rule.symbol, (x, y), out)
+    if not _recording():
+        v = _leaf(out)
+        if _observers:
+            _note_unrecorded(v, (a, b))  # type: ignore[arg-type]
+        return v
     d0, d1 = rule.local(x, y, out)
-    return _node(out, rule.name, a, b, d0, d1)
+    return _node(out, rule.name, a, b, d0, d1)  # type: ignore[arg-type]
 
 
 def dot(
@@ -483,8 +630,9 @@ def dot(
 ) -> Value:
     """bias + Σᵢ wsᵢ·xsᵢ as a single node: a neuron's weighted sum.
 
-    The same value and gradients as the chain of ``*`` and ``+`` it replaces,
-    with 2n fewer nodes to build, store and walk. Numbers are taken as constants.
+    The same value and gradients as the chain of ``*`` and ``+`` it replaces
+    (summed left to right, rounding as that chain does), with 2n fewer nodes to
+    build, store and walk. Numbers are taken as constants.
     """
     rule = _DOT
     if len(ws) != len(xs):
@@ -496,16 +644,58 @@ def dot(
     )
     data = [a._data for a in args]
     out = rule.forward(*data)
-    if not _grad_enabled:
-        return _leaf(out)
+    if not _recording():
+        v = _leaf(out)
+        if _observers:
+            _note_unrecorded(v, args)
+        return v
     return _node(out, rule.name, args, None, rule.local(*data, out), 0.0)
+
+
+# -- what autodiff.trace watches ------------------------------------------------------
+
+
+def _observe(v: Value, what: str) -> None:
+    """A number of `v` was used to decide something (`what`): tell this thread's trace."""
+    obs = _observer.get()
+    if obs is not None:
+        obs.decision(v, what)
+
+
+def _note_leaf(v: Value) -> None:
+    """A leaf was made: tell this thread's trace (leaves made inside it are its constants)."""
+    obs = _observer.get()
+    if obs is not None:
+        obs.leaf(v)
+
+
+def _note_unrecorded(v: Value, operands: Sequence[Value]) -> None:
+    """An operation ran without recording (no_grad): tell this thread's trace."""
+    obs = _observer.get()
+    if obs is not None:
+        obs.unrecorded(v, operands)
+
+
+@contextmanager
+def _observed(observer: Any) -> Iterator[None]:
+    """Run the block with `observer` watching this thread's Values (autodiff.trace)."""
+    global _observers
+    token = _observer.set(observer)
+    with _observers_lock:
+        _observers += 1
+    try:
+        yield
+    finally:
+        with _observers_lock:
+            _observers -= 1
+        _observer.reset(token)
 
 
 _ADD, _SUB, _MUL, _DIV, _POW = (RULES[k] for k in ("add", "sub", "mul", "div", "pow"))
 _add_local = _ADD.local
 _mul_local = _MUL.local
-_NEG, _EXP, _LOG, _TANH, _SIGMOID, _SOFTPLUS, _RELU = (
-    RULES[k] for k in ("neg", "exp", "log", "tanh", "sigmoid", "softplus", "relu")
+_NEG, _EXP, _LOG, _SQRT, _ABS, _TANH, _SIGMOID, _SOFTPLUS, _RELU = (
+    RULES[k] for k in ("neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "softplus", "relu")
 )
 _DOT = RULES["dot"]
 assert all(rule.arity in (1, 2) for rule in RULES.values() if rule is not _DOT), "see Layout"

@@ -12,10 +12,12 @@ and ``Value.backward``, pay nothing for this.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from autodiff import engine
-from autodiff.engine import Value, enable_grad, no_grad, topological_order
+from autodiff.engine import Value, enable_grad, gc_paused, no_grad, topological_order
 from autodiff.rules import RULES
 
 __all__ = ["GradcheckError", "adjoints", "grad", "gradcheck", "hessian", "jacobian"]
@@ -23,30 +25,53 @@ __all__ = ["GradcheckError", "adjoints", "grad", "gradcheck", "hessian", "jacobi
 Scalar = Value | float
 
 
-def grad(output: Value, inputs: Sequence[Value], *, create_graph: bool = False) -> list[Value]:
+def grad(output: Value, inputs: Iterable[Value], *, create_graph: bool = False) -> list[Value]:
     """∂output/∂x for each Value x in `inputs`, without touching any ``.grad``.
 
-    An input that `output` does not depend on gets 0.  With ``create_graph=True``
-    the results are Values whose own graphs lead back to the inputs, so they can
-    be differentiated again (Hessians, third derivatives); otherwise they are
+    `inputs` is any iterable of Values (a list, a tuple, a generator). An input
+    that `output` does not depend on gets 0. With ``create_graph=True`` the
+    results are Values whose own graphs lead back to the inputs, so they can be
+    differentiated again (Hessians, third derivatives); otherwise they are
     leaves.
+
+    With ``create_graph=True`` every local derivative is recomputed, as a Value,
+    from the current data of the graph's nodes; if a node's ``.data`` was changed
+    after the graph was recorded, the recomputed derivative would disagree with
+    the one ``backward()`` uses, so RuntimeError is raised instead (PyTorch
+    raises likewise for a tensor modified in place).
     """
     if not isinstance(output, Value):
         raise TypeError(f"grad: output must be a Value, got {type(output).__name__} {output!r}")
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Value):
-            raise TypeError(f"grad: inputs[{i}] must be a Value, got {type(x).__name__} {x!r}")
+    xs = _inputs(inputs, "grad")
     if create_graph:
         adjoint: dict[Value, Scalar] = {output: 1.0}
-        with enable_grad():
+        with gc_paused(), enable_grad():
             _accumulate_graph(topological_order(output), adjoint)
     else:
         adjoint = adjoints(output)  # type: ignore[assignment]
     results = []
-    for x in inputs:
+    for x in xs:
         d = adjoint.get(x, 0.0)
         results.append(d if isinstance(d, Value) else Value(d))
     return results
+
+
+def _inputs(inputs: object, where: str) -> list[Value]:
+    """The Values of the iterable `inputs`; TypeError naming `where` otherwise."""
+    if isinstance(inputs, Value):
+        raise TypeError(
+            f"{where}: inputs must be an iterable of Values, got a single Value; "
+            f"write {where}(output, [x])"
+        )
+    if not isinstance(inputs, Iterable) or isinstance(inputs, (str, bytes)):
+        raise TypeError(
+            f"{where}: inputs must be an iterable of Values, got {type(inputs).__name__} {inputs!r}"
+        )
+    xs = list(inputs)
+    for i, x in enumerate(xs):
+        if not isinstance(x, Value):
+            raise TypeError(f"{where}: inputs[{i}] must be a Value, got {type(x).__name__} {x!r}")
+    return xs
 
 
 def adjoints(output: Value, seed: float = 1.0) -> dict[Value, float]:
@@ -67,10 +92,12 @@ def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
     """Reverse accumulation in which every local derivative is itself a Value."""
     for node in order:
         g = adjoint.get(node)
-        if g is None or not node.parents:  # a zero derivative (skipped below) or a leaf
+        if g is None or node._p0 is None:  # a zero derivative (skipped below) or a leaf
             continue
-        locals_ = RULES[node.op].local(*node.parents, node)
-        for parent, local in zip(node.parents, locals_):
+        parents = node.parents
+        locals_ = RULES[node.op].local(*parents, node)
+        _check_unchanged(node, locals_)
+        for parent, local in zip(parents, locals_):
             if type(local) is float:  # a constant derivative: skip the trivial nodes
                 if local == 0.0:
                     continue
@@ -81,40 +108,72 @@ def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
             adjoint[parent] = term if prev is None else prev + term
 
 
+def _check_unchanged(node: Value, locals_: Sequence[Scalar]) -> None:
+    """RuntimeError unless `locals_` (from the current data) equal what `node` stored."""
+    stored = node._d0 if type(node._p0) is tuple else (node._d0, node._d1)
+    for k, (local, before) in enumerate(zip(locals_, stored)):
+        now = local._data if isinstance(local, Value) else local
+        if now != before and not (now != now and before != before):  # nan equals nan here
+            raise RuntimeError(
+                f"grad(create_graph=True): the data of the graph changed after it was "
+                f"recorded: the {node.op} node {node!r} stored ∂/∂parents[{k}] = {before!r}, "
+                f"its parents' data now give {now!r}. backward() would use the old numbers; "
+                "rebuild the graph from the current data"
+            )
+
+
 def _values(point: Sequence[float], where: str) -> list[Value]:
     return [Value(engine._as_float(x, f"{where}: point[{i}]")) for i, x in enumerate(point)]
 
 
 def jacobian(
-    f: Callable[[list[Value]], Sequence[Value | float]], point: Sequence[float]
+    f: Callable[[list[Value]], Sequence[Value | float] | Value], point: Sequence[float]
 ) -> list[list[float]]:
     """The m×n Jacobian J[i][j] = ∂fᵢ/∂xⱼ of `f` at `point`.
 
-    `f` takes a list of n Values and returns a list of m Values (or one Value,
-    giving a 1×n matrix).  Rows are the outputs, columns the inputs: the
-    lecture's ∂y/∂x.
+    `f` takes a list of n Values and returns a list (or tuple) of m Values or
+    numbers -- a number is a constant output, a row of zeros -- or one Value,
+    giving a 1×n matrix. Anything else (None, a string, a nested list) is a
+    TypeError. Rows are the outputs, columns the inputs: the lecture's ∂y/∂x.
     """
     xs = _values(point, "jacobian")
-    ys = f(xs)
-    if isinstance(ys, Value):
-        ys = [ys]
-    rows = []
-    for y in ys:
-        if isinstance(y, Value):
-            rows.append([d._data for d in grad(y, xs)])
-        else:  # a constant output
-            rows.append([0.0] * len(xs))
+    ys: Any
+    with gc_paused():
+        ys = f(xs)
+        if isinstance(ys, Value):
+            ys = [ys]
+        elif not isinstance(ys, (list, tuple)):
+            raise TypeError(
+                "jacobian: f must return a Value or a list of Values and numbers, got "
+                f"{type(ys).__name__} {ys!r}"
+            )
+        rows = []
+        for i in range(len(ys)):
+            y = ys[i]
+            if isinstance(y, Value):
+                rows.append([d._data for d in grad(y, xs)])
+            elif isinstance(y, numbers.Real):  # a constant output
+                rows.append([0.0] * len(xs))
+            else:
+                raise TypeError(
+                    f"jacobian: output {i} of f must be a Value or a real number, got "
+                    f"{type(y).__name__} {y!r}"
+                )
+        ys = y = None  # free the graph before the collector runs again (see gc_paused)
     return rows
 
 
 def hessian(f: Callable[[list[Value]], Value], point: Sequence[float]) -> list[list[float]]:
     """The n×n Hessian H[i][j] = ∂²f/∂xᵢ∂xⱼ of the scalar `f` at `point`."""
     xs = _values(point, "hessian")
-    y = f(xs)
-    if not isinstance(y, Value):
-        raise TypeError(f"hessian: f must return a Value, got {type(y).__name__} {y!r}")
-    first = grad(y, xs, create_graph=True)
-    return [[d._data for d in grad(g, xs)] for g in first]
+    with gc_paused():
+        y = f(xs)
+        if not isinstance(y, Value):
+            raise TypeError(f"hessian: f must return a Value, got {type(y).__name__} {y!r}")
+        first = grad(y, xs, create_graph=True)
+        rows = [[d._data for d in grad(g, xs)] for g in first]
+        del y, first  # free the graphs before the collector runs again
+    return rows
 
 
 class GradcheckError(AssertionError):

@@ -14,14 +14,27 @@ the output with respect to each input, i.e. one row of the Jacobian.
   again (second and higher derivatives).
 
 So the rules below use only arithmetic and the helpers :func:`exp`, :func:`log`,
-:func:`sigmoid` and :func:`where_positive`, which accept either kind (and the
-symbols of :mod:`autodiff.trace`, which turn a rule into code).
+:func:`sigmoid`, :func:`power`, :func:`select` and :func:`number`, which accept
+either kind (and the symbols of :mod:`autodiff.trace`, which turn a rule into
+code). A local derivative is a formula, never a constant standing in for one: a
+branch that returns a constant does so only where the derivative really is
+constant (relu's 0 and 1), so that differentiating it again stays right.
 
-Forward functions raise a clear error for input outside the operation's
-domain; they never return a complex number or a silent overflow to ``inf``.
-Local derivatives never raise: where a derivative is infinite or undefined at a
-valid input (``sqrt'(0)``, ``d(a**b)/db`` for ``a < 0``) it is ``inf``/``nan``,
-as in IEEE arithmetic and PyTorch.
+The numeric policy, the same for every operation:
+
+* **NaN** propagates: an operation on NaN gives NaN, and so do the local
+  derivatives that depend on it (``relu(nan)`` is NaN with derivative NaN).
+* **Overflow** from finite inputs raises :class:`OverflowError` naming the
+  operation and its inputs -- ``+ − × ÷ ** exp dot`` alike (:func:`overflow`).
+  Infinite inputs are not overflow: they follow IEEE arithmetic
+  (``exp(inf) = inf``, ``tanh(inf) = 1``).
+* **Domain errors** raise: ``log`` of a number ≤ 0 and ``sqrt`` of a negative
+  one (ValueError), a negative base to a non-integer power (ValueError), a zero
+  divisor and zero to a negative power (ZeroDivisionError).
+* **Derivatives never raise.** Where a derivative is infinite or undefined at a
+  valid input (``sqrt'(0)``, ``d(a**b)/db`` for ``a < 0``) it is ``±inf`` or
+  NaN, and a derivative too large for a float is ``±inf``, as in IEEE
+  arithmetic and PyTorch.
 """
 
 from __future__ import annotations
@@ -29,18 +42,61 @@ from __future__ import annotations
 import inspect
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
-__all__ = ["Rule", "RULES", "sigmoid_float", "softplus_float"]
+__all__ = [
+    "RULES",
+    "Rule",
+    "exp",
+    "log",
+    "number",
+    "overflow",
+    "power",
+    "pow_ieee",
+    "select",
+    "select_float",
+    "sigmoid",
+    "sigmoid_float",
+    "softplus_float",
+]
 
 # A number the rules compute with: a float, or a Value (duck-typed, see above).
 Num = Any
 
+_INF = math.inf
+_NAN = math.nan
+
 
 # ----------------------------------------------------------------------------
-# Stable float kernels
+# The numeric policy
+# ----------------------------------------------------------------------------
+
+
+def overflow(name: str, symbol: str, inputs: Sequence[float], out: float) -> None:
+    """Raise OverflowError if finite `inputs` gave the non-finite `out`; else return.
+
+    Called, by the engine and by traced code alike, only after a cheap test has
+    found `out` not finite (``out - out`` is 0.0 exactly for finite numbers).
+    NaN or infinite inputs are not an overflow: their result stands.
+    """
+    if all(map(math.isfinite, inputs)):
+        infix = _INFIX.get(name)
+        if infix and len(inputs) == 2:
+            expr = f"{name}: {inputs[0]!r} {infix} {inputs[1]!r}"
+        else:
+            shown = ", ".join(map(repr, inputs[:6])) + (", ..." if len(inputs) > 6 else "")
+            expr = f"{name} ({symbol}): {name}({shown})" if len(inputs) > 1 else f"{name}({shown})"
+        raise OverflowError(f"{expr} overflows a float (the largest is 1.8e308)")
+
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
+
+
+# ----------------------------------------------------------------------------
+# Float kernels: forward functions, stable and with clear errors
 # ----------------------------------------------------------------------------
 
 
@@ -48,40 +104,80 @@ def sigmoid_float(x: float) -> float:
     """σ(x) = 1 / (1 + e^-x), finite for every float: ``exp`` only ever sees -|x|."""
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
+    e = math.exp(x)  # nan stays nan
     return e / (1.0 + e)
 
 
 def softplus_float(x: float) -> float:
     """ζ(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|); exact to the last bit at both ends."""
+    if x != x:
+        return x
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def select_float(x: float, neg: float, zero: float, pos: float) -> float:
+    """`pos` where x > 0, `zero` where x = 0 (also −0.0), `neg` where x < 0; NaN for NaN."""
+    if x > 0.0:
+        return pos
+    if x < 0.0:
+        return neg
+    return zero if x == 0.0 else _NAN
+
+
+def pow_ieee(a: float, e: float) -> float:
+    """a ** e as IEEE 754 defines it, for derivative formulas: never raises.
+
+    Zero to a negative power is ±inf (the pole), a result too large is ±inf, and
+    a negative base to a non-integer power is NaN (not Python's complex number).
+    """
+    try:
+        r = a**e
+    except ZeroDivisionError:  # ±0 ** negative
+        return -_INF if (math.copysign(1.0, a) < 0.0 and _odd(e)) else _INF
+    except OverflowError:
+        return -_INF if (a < 0.0 and _odd(e)) else _INF
+    return _NAN if type(r) is complex else r
+
+
+def _odd(e: float) -> bool:
+    return e.is_integer() and e % 2.0 == 1.0
 
 
 def _exp_float(x: float) -> float:
     try:
         return math.exp(x)
     except OverflowError:
-        raise OverflowError(
-            f"exp({x!r}) overflows a float (the largest is exp(709.78...))"
-        ) from None
+        overflow("exp", "exp", (x,), _INF)
+        raise  # pragma: no cover - overflow() raised
 
 
 def _log_float(x: float) -> float:
-    if not x > 0.0:  # also catches nan
-        raise ValueError(f"log({x!r}): the logarithm is defined only for positive numbers")
-    return math.log(x)
+    if x > 0.0 or x != x:  # nan stays nan
+        return math.log(x)
+    raise ValueError(f"log({x!r}): the logarithm is defined only for positive numbers")
+
+
+def _sqrt_float(x: float) -> float:
+    if x >= 0.0 or x != x:  # sqrt(-0.0) = -0.0, as IEEE says
+        return math.sqrt(x)
+    raise ValueError(f"sqrt({x!r}): the square root is defined only for numbers >= 0")
 
 
 def _div_float(a: float, b: float) -> float:
     if b == 0.0:
         raise ZeroDivisionError(f"division by zero: {a!r} / {b!r}")
-    return a / b
+    out = a / b
+    if out - out:  # not finite: an overflow, unless an input was already inf or nan
+        overflow("div", "÷", (a, b), out)
+    return out
 
 
 def _pow_float(a: float, b: float) -> float:
+    if a != a or b != b:
+        return a**b  # IEEE: nan ** 0 = 1 ** nan = 1, else nan
     if a == 0.0 and b < 0.0:
         raise ZeroDivisionError(f"pow: 0.0 raised to a negative power ({a!r} ** {b!r})")
-    if a < 0.0 and not b.is_integer():
+    if a < 0.0 and not b.is_integer() and math.isfinite(b):
         raise ValueError(
             "pow: a negative base to a non-integer power has no real value "
             f"(base {a!r}, exponent {b!r})"
@@ -89,7 +185,19 @@ def _pow_float(a: float, b: float) -> float:
     try:
         return a**b
     except OverflowError:
-        raise OverflowError(f"pow: {a!r} ** {b!r} overflows a float") from None
+        overflow("pow", "^", (a, b), _INF)
+        raise  # pragma: no cover - overflow() raised
+
+
+def _dot_float(b: float, *wx: float) -> float:
+    # b + Σ wᵢxᵢ, the inputs being (b, w₁ … wₙ, x₁ … xₙ). A left fold: exactly the
+    # rounding of the chain b + w₁x₁ + … it replaces, on every Python (3.12's sum()
+    # of floats is compensated, so it is not used here).
+    n = len(wx) // 2
+    out = reduce(operator.add, map(operator.mul, wx[:n], wx[n:]), b)
+    if out - out:
+        overflow("dot", "Σ", (b, *wx), out)
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -112,15 +220,34 @@ def sigmoid(x: Num) -> Num:
     return sigmoid_float(x) if type(x) is float else x.sigmoid()
 
 
-def where_positive(x: Num, a: Num, b: Num) -> Num:
-    """`a` where x > 0, else `b`: a branch on a number (relu).
+def power(x: Num, e: Num) -> Num:
+    """x ** e with IEEE semantics (:func:`pow_ieee`), for derivative formulas.
 
-    A Value answers by its data (a branch is constant almost everywhere, so its
-    derivative is 0: nothing to record); a trace symbol prints the conditional.
+    On Values it records a ``pow`` node whose value is the IEEE one, so that
+    ``d/dx x^b = b·x^(b−1)`` is ``inf`` at x = 0 for 0 < b < 1 -- and its own
+    derivative is right there too -- where ``x ** (b - 1)`` would raise.
+    """
+    if type(x) is float and type(e) is float:
+        return pow_ieee(x, e)
+    return x._power(e)
+
+
+def select(x: Num, neg: Num, zero: Num, pos: Num) -> Num:
+    """A branch on the sign of x (:func:`select_float`): relu's and abs's derivatives.
+
+    A Value answers by its data: the branches are constant in x, so there is
+    nothing to record (the derivative of a piecewise-constant function is 0).
+    Reading the data is a decision, which :func:`autodiff.trace` refuses to
+    freeze. A trace symbol calls the rule's function at run time.
     """
     if type(x) is float:
-        return a if x > 0.0 else b
-    return x._where_positive(a, b)
+        return select_float(x, neg, zero, pos)
+    return x._select(neg, zero, pos)
+
+
+def number(x: Num) -> float:
+    """The float a number or a Value holds (for a rule that branches on it)."""
+    return x if type(x) is float else x._number()
 
 
 # ----------------------------------------------------------------------------
@@ -154,22 +281,25 @@ _ONE_MINUS_ONE = (1.0, -1.0)
 
 
 def _pow_local(a: Num, b: Num, out: Num) -> tuple[Num, Num]:
-    # d/da a^b = b·a^(b-1) = b·out/a away from 0 (no overflow: float division gives inf)
-    # d/db a^b = out·log(a), real only for a > 0.
-    av, bv = float(a), float(b)
-    if av == 0.0:
-        # forward guarantees b >= 0; 0^b is the constant 0 (b > 0) or 1 (b == 0) in b
-        da = 0.0 if (bv == 0.0 or bv > 1.0) else (1.0 if bv == 1.0 else math.inf)
-        return da, 0.0
-    da = b * out / a
-    db = out * log(a) if av > 0.0 else math.nan
+    # d/da a^b = b·a^(b−1): a power, not b·out/a, so it is exact where out
+    # underflows (x = 1e-200) and has derivatives of its own at a = 0
+    # (d²/dx² x² = 2 there). d/db a^b = a^b·log a, real only for a > 0.
+    av, bv = number(a), number(b)
+    if bv == 0.0 and (type(a) is float or not math.isfinite(pow_ieee(av, -1.0))):
+        # a^0 = 1: flat in a. On floats (first order) that is all there is to know; on
+        # Values the formula is kept where it is finite, for the mixed derivative
+        # ∂²(a^b)/∂a∂b = a^(b−1) of a variable exponent at 0. At a = 0, ±inf, nan or a
+        # subnormal a, b·a^(b−1) would be 0·∞: there it is the constant 0, as in PyTorch.
+        da: Num = 0.0
+    else:
+        da = b * power(a, b - 1.0)
+    if av > 0.0 or av != av:
+        db: Num = out * log(a)
+    elif av == 0.0:
+        db = 0.0  # 0^b = 0 for every b > 0: flat in b
+    else:
+        db = _NAN  # a negative base: a^b is not real away from integer b
     return da, db
-
-
-def _dot_float(b: float, *wx: float) -> float:
-    # b + Σ wᵢxᵢ; the inputs are (b, w₁ … wₙ, x₁ … xₙ)
-    n = len(wx) // 2
-    return sum(map(operator.mul, wx[:n], wx[n:]), b)
 
 
 def _dot_local(*args: Num) -> tuple[Num, ...]:
@@ -190,16 +320,22 @@ RULES: dict[str, Rule] = {
         Rule("neg", "−", lambda a: -a, lambda a, out: (-1.0,)),
         Rule("exp", "exp", _exp_float, lambda a, out: (out,)),
         Rule("log", "log", _log_float, lambda a, out: (1.0 / a,)),
+        Rule("sqrt", "√", _sqrt_float, lambda a, out: (0.5 * power(out, -1.0),)),
+        Rule("abs", "abs", abs, lambda a, out: (select(a, -1.0, 0.0, 1.0),)),
         Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,)),
         Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),)),
         Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),)),
-        # relu'(0) = 0, as in PyTorch
+        # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
         Rule(
             "relu",
             "relu",
-            lambda a: where_positive(a, a, 0.0),
-            lambda a, out: (where_positive(a, 1.0, 0.0),),
+            lambda a: select(a, 0.0, 0.0, a),
+            lambda a, out: (select(a, 0.0, 0.0, 1.0),),
         ),
         Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
     )
 }
+
+#: Operations whose float results can overflow from finite inputs without the
+#: forward function raising itself: the machinery checks these (engine, trace).
+UNCHECKED_OVERFLOW: frozenset[str] = frozenset({"add", "sub", "mul"})

@@ -11,6 +11,7 @@ kink are rejected, so that finite differences are meaningful.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,8 @@ OPS: dict[str, tuple[int, Callable[..., Value]]] = {
     "sigmoid": (1, lambda a: a.sigmoid()),
     "softplus": (1, lambda a: a.softplus()),
     "relu": (1, lambda a: a.relu()),
+    "sqrt": (1, lambda a: (a * a + 0.25).sqrt()),
+    "abs": (1, lambda a: abs(a - 0.5)),
     "dot": (3, _dot),
 }
 
@@ -92,23 +95,42 @@ class Graph:
                 continue
             seen.add(id(v))
             assume(abs(v.data) < LIMIT)
-            if v.op == "relu":
+            if v.op in ("relu", "abs"):
                 assume(abs(v.parents[0].data) > KINK)
             stack.extend(v.parents)
 
 
 POW_OPS = ("pow_int", "pow_float", "pow_value", "rpow")
 
+#: Points drawn on purpose, not only by luck: where derivatives are smooth (for differences).
+SMOOTH_SPECIAL = (0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, -1e-300, 5e-324)
+#: And where they are not: for oracles that know IEEE arithmetic (PyTorch).
+ANY_SPECIAL = (*SMOOTH_SPECIAL, 1e300, -1e300, math.inf, -math.inf, math.nan)
+
+
+def points(special: tuple[float, ...] = SMOOTH_SPECIAL) -> st.SearchStrategy[float]:
+    """A coordinate: one of `special` a third of the time, else a number in [−2, 2]."""
+    plain = st.floats(-2.0, 2.0, allow_nan=False).map(lambda v: round(v, 3))
+    return st.one_of(plain, plain, st.sampled_from(special))
+
 
 @st.composite
 def graphs(
-    draw: st.DrawFn, max_inputs: int = 3, max_steps: int = 10, exclude: tuple[str, ...] = ()
+    draw: st.DrawFn,
+    max_inputs: int = 3,
+    max_steps: int = 10,
+    exclude: tuple[str, ...] = (),
+    special: tuple[float, ...] | None = SMOOTH_SPECIAL,
+    check: bool = True,
 ) -> Graph:
-    """A random Graph with its evaluation point, inside every op's domain (but `exclude`)."""
+    """A random Graph with its evaluation point, inside every op's domain (but `exclude`).
+
+    Coordinates are drawn from `special` values a third of the time. With
+    ``check=False`` the domain is not checked (for oracles that handle inf and nan).
+    """
     n = draw(st.integers(1, max_inputs))
-    point = tuple(
-        draw(st.floats(-2.0, 2.0, allow_nan=False).map(lambda v: round(v, 3))) for _ in range(n)
-    )
+    coordinate = points(special) if special else points(())
+    point = tuple(draw(coordinate) for _ in range(n))
     steps = []
     for k in range(draw(st.integers(1, max_steps))):
         name = draw(st.sampled_from(sorted(set(OPS) - set(exclude))))
@@ -116,5 +138,6 @@ def graphs(
         args = tuple(draw(st.integers(0, n + k - 1)) for _ in range(arity))
         steps.append((name, args))
     g = Graph(point, tuple(steps))
-    g.check_domain()
+    if check:
+        g.check_domain()
     return g

@@ -46,6 +46,8 @@ UNARY = [
     ("rsub", lambda v: 3 - v, lambda x: 3 - x, lambda x: -1.0, [-2.0, 0.5]),
     ("radd", lambda v: 3 + v, lambda x: 3 + x, lambda x: 1.0, [-2.0, 0.5]),
     ("rmul", lambda v: 3 * v, lambda x: 3 * x, lambda x: 3.0, [-2.0, 0.5]),
+    ("sqrt()", lambda v: v.sqrt(), math.sqrt, lambda x: 0.5 / math.sqrt(x), [0.25, 2.0, 1e-300]),
+    ("abs", lambda v: abs(v), abs, lambda x: math.copysign(1.0, x), [-2.0, 0.5]),
 ]
 
 
@@ -82,7 +84,7 @@ def test_binary_value_and_derivatives_match_closed_form(op, f, da, db, a, b):
 
 def test_every_rule_in_the_table_is_exercised_by_the_closed_form_tests():
     covered = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid"}
-    covered |= {"softplus", "relu", "dot"}
+    covered |= {"softplus", "relu", "dot", "sqrt", "abs"}
     assert set(RULES) == covered
 
 
@@ -166,6 +168,8 @@ def test_every_operation_records_its_rule_name():
         "sigmoid": x.sigmoid(),
         "softplus": x.softplus(),
         "relu": x.relu(),
+        "sqrt": x.sqrt(),
+        "abs": abs(x),
         "dot": dot([x, y], [y, 1.0], 2.0),
     }
     for name, v in made.items():
@@ -234,6 +238,12 @@ def test_value_rejects_non_real_data(bad):
         (lambda x: (x - 2) ** -1, ZeroDivisionError, r"pow: 0\.0 raised to a negative power"),
         (lambda x: (x * 400).exp(), OverflowError, r"exp\(800\.0\)"),
         (lambda x: x**5000, OverflowError, r"pow: 2\.0 \*\* 5000\.0 overflows"),
+        (lambda x: (x - 3).sqrt(), ValueError, r"sqrt\(-1\.0\)"),
+        (lambda x: x * 5e307 + 1e308, OverflowError, r"add: 1e\+308 \+ 1e\+308 overflows"),
+        (lambda x: x * 1e308, OverflowError, r"mul: 2\.0 \* 1e\+308 overflows"),
+        (lambda x: -1e308 - x * 5e307, OverflowError, r"sub: -1e\+308 - 1e\+308 overflows"),
+        (lambda x: 1e308 / (x * 1e-10), OverflowError, r"div: 1e\+308 / 2e-10 overflows"),
+        (lambda x: dot([x * 1e307], [10.0]), OverflowError, r"dot \(Σ\).*overflows"),
         (lambda x: dot([x, x], [x]), ValueError, r"dot: 2 weights but 1 inputs"),
         (lambda x: dot([x], ["w"]), TypeError, r"dot \(Σ\).*str 'w'"),
         (lambda x: dot([x], [x], None), TypeError, r"dot \(Σ\).*NoneType None"),
@@ -382,32 +392,130 @@ def test_gc_paused_restores_the_callers_setting():
         gc.enable()
 
 
-def test_an_interrupted_backward_leaves_the_graph_usable(monkeypatch):
+class _Boom(float):
+    """A local derivative whose product raises mid-pass (as a KeyboardInterrupt would)."""
+
+    def __mul__(self, other):
+        raise KeyboardInterrupt
+
+    __rmul__ = __mul__
+
+
+def test_an_interrupted_backward_changes_no_gradient_and_leaves_the_graph_usable():
+    x, w = Value(2.0), Value(-0.5)
+    h = (x * w).tanh()
+    y = h * x + x
+    x.grad, w.grad, h.grad = 0.25, -1.0, 7.0  # whatever was there before
+    before = [v.grad for v in (x, w, h, y)]
+    good = h._d0
+    h._d0 = _Boom(good)  # the pass breaks when it reaches h, after y has been processed
+    with pytest.raises(KeyboardInterrupt):
+        y.backward()
+    assert [v.grad for v in (x, w, h, y)] == before  # nothing half-updated, leaves or interior
+    h._d0 = good
+    y.backward()
+    expected = x.grad - 0.25
+    t = math.tanh(-1.0)
+    assert expected == pytest.approx(t + 2.0 * (1 - t * t) * -0.5 + 1.0, rel=1e-15)
+    # and the interruption at the very end (the leaves' add-back) is undone too
+    x.grad = w.grad = 0.0
+    y.backward()
+    once = (x.grad, w.grad)
+
+    class Late(float):
+        def __radd__(self, other):
+            raise KeyboardInterrupt
+
+    x.grad = Late(0.0)
+    with pytest.raises(KeyboardInterrupt):
+        y.backward()
+    assert type(x.grad) is Late and w.grad == once[1]
+
+
+@pytest.mark.parametrize("bad", ["1", None, [1.0], 1j, Value(1.0)])
+def test_backward_checks_its_seed(bad):
+    x = Value(3.0)
+    y = x * x
+    with pytest.raises(TypeError, match=r"backward: gradient: expected a real number"):
+        y.backward(bad)
+    assert (x.grad, y.grad) == (0.0, 0.0)
+    y.backward(2)  # ints are real numbers
+    assert x.grad == 12.0
+
+
+def test_label_is_checked_on_assignment_and_any_str_is_fine():
+    v = Value(1.0, "x")
+    with pytest.raises(TypeError, match=r"Value\.label: label must be a str, got int 3"):
+        v.label = 3  # type: ignore[assignment]
+    assert v.label == "x"
+    for label in ["", "x₁", "a\tb\x07", "<b>&</b>", "v0"]:
+        v.label = label
+        assert v.label == label
+
+
+def test_format_abs_sqrt_and_equality_is_identity():
+    loss = Value(0.123456, "loss")
+    assert f"{loss:.4f}" == "0.1235" and f"{loss:>8.2e}" == "1.23e-01"
+    assert f"{loss}" == str(loss) == repr(loss)
+    y = abs(Value(-3.0))
+    assert (y.data, y.op) == (3.0, "abs")
+    assert Value(9.0).sqrt().data == 3.0
+    a, b = Value(1.0), Value(1.0)
+    assert a != b and a == a and len({a, b}) == 2  # nodes, not numbers: Values are dict keys
+    assert a.data == b.data
+
+
+def test_no_grad_as_a_decorator_and_misuse():
     x = Value(2.0)
-    y = (x * x).tanh() * x + x
-    calls = 0
 
-    class BoomError(Exception):
+    @no_grad
+    def bare(v):
+        return v * v
+
+    @no_grad()
+    def called(v):
+        return v * v
+
+    assert bare(x).parents == () and called(x).parents == ()
+    assert bare.__name__ == "bare" and is_grad_enabled()
+    ng = no_grad()
+    with ng, pytest.raises(RuntimeError, match="already in use"), ng:
         pass
+    assert is_grad_enabled()
+    with pytest.raises(TypeError, match="expected a function"):
+        no_grad()(3)  # type: ignore[arg-type]
 
-    def seed():  # a gradient whose float() blows up mid-pass (as a KeyboardInterrupt would)
-        nonlocal calls
-        calls += 1
-        raise BoomError
 
-    class Seed(float):
-        def __rmul__(self, other):
-            seed()
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 1e-300, 5e-324, 1e300, -1e300, math.inf, -math.inf, math.nan]
 
-    with pytest.raises(BoomError):
-        y.backward(Seed(1.0))
-    assert calls == 1
-    y.backward()
-    expected = x.grad
-    x.grad = 0.0
-    y.backward()
-    assert (
-        x.grad
-        == expected
-        == pytest.approx(math.tanh(4.0) + 4.0 * 2.0 * (1 - math.tanh(4.0) ** 2) + 1.0)
-    )
+
+@pytest.mark.parametrize("x", SPECIAL)
+def test_nan_propagates_and_infinities_follow_ieee(x):
+    nan = math.nan
+    v = Value(nan)
+    for op in (
+        lambda a: a + x,
+        lambda a: a * x,
+        lambda a: a - x,
+        lambda a: x - a,
+        abs,
+        lambda a: a.exp(),
+        lambda a: a.log(),
+        lambda a: a.sqrt(),
+        lambda a: a.tanh(),
+        lambda a: a.sigmoid(),
+        lambda a: a.softplus(),
+        lambda a: a.relu(),
+        lambda a: -a,
+        lambda a: dot([a], [x]),
+        lambda a: a**2.0,
+        lambda a: 2.0**a,
+    ):
+        y = op(v)
+        y.backward()
+        assert math.isnan(y.data), y
+    assert math.isnan(v.grad)
+    if x != 0.0 and not math.isnan(x):
+        assert math.isnan((v / x).data)
+    with pytest.raises(ZeroDivisionError):
+        v / 0.0  # a zero divisor is an error, whatever the numerator

@@ -170,6 +170,8 @@ USES = {
     "sigmoid": lambda v: v[0].sigmoid(),
     "softplus": lambda v: v[0].softplus(),
     "relu": lambda v: v[0].relu(),
+    "sqrt": lambda v: (v[0] * v[1]).sqrt(),
+    "abs": lambda v: abs(v[0] - v[1]),
     "dot": lambda v: dot([v[0], v[1]], [v[1], 2.0], 0.5),
 }
 
@@ -266,3 +268,60 @@ def test_first_order_paths_never_consult_the_rule_table(monkeypatch):
     assert [d.data for d in grad(y, [x, w])] == first_order == expected
     with pytest.raises(AssertionError, match="consulted"):
         grad(y, [x], create_graph=True)
+
+
+# -- inputs and outputs, checked -----------------------------------------------------------
+
+
+def test_grad_takes_any_iterable_of_values_and_says_so_for_one_value():
+    x, y = Value(2.0), Value(3.0)
+    z = x * y
+    assert [d.data for d in grad(z, (v for v in (x, y)))] == [3.0, 2.0]  # a generator
+    assert [d.data for d in grad(z, (x,))] == [3.0]
+    with pytest.raises(TypeError, match=r"got a single Value; write grad\(output, \[x\]\)"):
+        grad(z, x)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be an iterable of Values, got float"):
+        grad(z, 2.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("out", "match"),
+    [
+        (lambda v: [[v[0]]], r"output 0 of f must be a Value or a real number, got list"),
+        (lambda v: None, r"must return a Value or a list of Values and numbers, got NoneType"),
+        (lambda v: "ab", r"must return a Value or a list of Values and numbers, got str"),
+        (lambda v: [v[0], None], r"output 1 of f must be a Value or a real number, got NoneType"),
+        (lambda v: [v[0], "x"], r"output 1 .* got str"),
+    ],
+)
+def test_jacobian_rejects_outputs_that_are_not_values_or_numbers(out, match):
+    with pytest.raises(TypeError, match=match):
+        jacobian(out, [1.0])
+
+
+def test_changed_data_is_detected_rather_than_giving_two_answers():
+    x = Value(2.0)
+    y = x * x * x
+    x.data = 3.0  # changed after y was recorded
+    y.backward()  # the recorded numbers: 3·2² = 12
+    assert x.grad == 12.0
+    with pytest.raises(RuntimeError, match="the data of the graph changed after it was recorded"):
+        grad(y, [x], create_graph=True)
+    x.data = 2.0  # back as it was: both paths agree again
+    (g,) = grad(y, [x], create_graph=True)
+    assert g.data == 12.0
+
+
+def test_grad_jacobian_hessian_pause_the_collector_and_restore_it():
+    import gc
+
+    seen = []
+
+    def f(v):
+        seen.append(gc.isenabled())
+        return v[0] * v[1]
+
+    assert gc.isenabled()
+    hessian(f, [1.0, 2.0])
+    jacobian(lambda v: [f(v)], [1.0, 2.0])
+    assert seen == [False, False] and gc.isenabled()
