@@ -5,7 +5,8 @@
 * :mod:`autodiff.rules` -- every derivative, one entry per operation, in one table;
 * :mod:`autodiff.functional` -- ``grad`` (also of higher order), ``jacobian``,
   ``hessian``, ``gradcheck``;
-* :mod:`autodiff.trace` -- ``trace``: a recorded graph compiled to straight-line code;
+* :mod:`autodiff.trace` -- ``trace``: a recorded graph compiled to code (also batched,
+  on any array library);
 * :mod:`autodiff.render` -- graphviz drawings of the forward and backward graphs
   (imported on its own: it is the one part that needs a dependency).
 
@@ -27,7 +28,7 @@ from autodiff.engine import (
     topological_order,
 )
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
-from autodiff.trace import BatchedTraced, Traced, TraceWarning, trace
+from autodiff.trace import BatchedTraced, Traced, TraceError, TraceWarning, trace
 
 __all__ = [
     "Value",
@@ -45,6 +46,7 @@ __all__ = [
     "trace",
     "Traced",
     "BatchedTraced",
+    "TraceError",
     "TraceWarning",
 ]
 __version__ = "0.1.0"

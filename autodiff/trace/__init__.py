@@ -1,0 +1,253 @@
+"""Trace once, run fast: a recorded graph compiled to code.
+
+``trace(f, example_inputs)`` runs `f` once on Values, records the graph it
+builds, and generates code for it: the forward pass and the forward-plus-
+backward pass. Calling that code costs the float arithmetic and little else:
+no Value objects, no topological sort. It computes the engine's own float
+operations in the engine's own order, so it gives the engine's numbers.
+
+Two kinds of code, chosen by the graph's size (``mode=``):
+
+* ``"lines"`` (up to :data:`LINES_MAX` operations): straight-line Python, one
+  line per operation, generated from the rule table (:mod:`._lines`) -- the
+  code to read next to the lecture's equations;
+* ``"groups"`` (larger graphs): one numpy statement per group of operations of
+  one kind at one depth (:mod:`._grouped`), so that building and compiling it
+  is linear in the graph, whatever its size.
+
+``trace(..., batched=True)`` traces one sample and runs the code on arrays, a
+whole batch at once, on numpy or any array library (:mod:`._batched`).
+
+Never silently wrong. A trace replays *operations*; anything else the
+function did with the numbers is refused, with :class:`TraceError`, rather
+than frozen at the traced point (``strict=False`` turns each refusal into a
+:class:`TraceWarning` and bakes the value in):
+
+* a decision on a number that depends on the inputs: reading ``.data``,
+  ``float()``, ``bool()``, ``format()``, ``local_grads`` or calling
+  ``backward()`` on such a Value, a branch of a rule under
+  ``grad(create_graph=True)``, an operation on it inside ``no_grad()``;
+* Values that existed before the trace and are not inputs (a parameter list
+  the function closes over): their numbers would be baked in as constants.
+
+Reading numbers that do not depend on the inputs is fine, and so is any label:
+the generated code knows the inputs by their validated ``names`` only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, overload
+
+from autodiff import engine
+from autodiff.engine import Value, enable_grad, gc_paused
+from autodiff.trace._batched import BatchedTraced
+from autodiff.trace._lines import LineCode
+from autodiff.trace._tape import Tape
+from autodiff.trace._watch import TraceError, TraceWarning, Watch, describe
+
+__all__ = ["LINES_MAX", "BatchedTraced", "TraceError", "TraceWarning", "Traced", "trace"]
+
+#: Graphs with more operations than this get grouped code (see the module docstring).
+LINES_MAX = 2000
+
+_GENERATED = re.compile(r"[vgd]\d+|g_root|xs|V|G")
+
+
+class Traced:
+    """A graph recorded by :func:`trace`, compiled to code.
+
+    ``traced(xs)`` gives the value at the n numbers `xs`;
+    ``traced.value_and_grad(xs)`` the value and the gradient with respect to
+    every input. Results are Python floats computed in double precision,
+    whatever the type of the numbers given (numpy scalars included).
+    ``traced.source`` (and ``str(traced)``) is the generated code; each
+    function is compiled the first time it is called.
+    """
+
+    def __init__(self, code: Any, n_inputs: int, n_nodes: int, mode: str) -> None:
+        self._code = code
+        self.n_inputs = n_inputs
+        #: Operations in the recorded graph (nodes that are not inputs or constants).
+        self.n_nodes = n_nodes
+        #: "lines" or "groups": which kind of code (see the module docstring).
+        self.mode = mode
+        self._compiled: dict[str, Callable[..., Any]] = {}
+
+    @property
+    def source(self) -> str:
+        """The generated code: ``forward`` and ``value_and_grad``."""
+        return self._code.forward_source() + "\n\n" + self._code.value_and_grad_source()
+
+    def _function(self, name: str) -> Callable[..., Any]:
+        fn = self._compiled.get(name)
+        if fn is None:
+            src = getattr(self._code, f"{name}_source")()
+            namespace = dict(self._code.namespace)
+            exec(compile(src, f"<autodiff.trace {name}>", "exec"), namespace)
+            fn = self._compiled[name] = namespace[name]
+        return fn
+
+    def _floats(self, xs: Sequence[Any]) -> list[float]:
+        if len(xs) != self.n_inputs:
+            raise ValueError(f"Traced: expected {self.n_inputs} inputs, got {len(xs)}")
+        return [
+            x if type(x) is float else engine._as_float(x, f"Traced: xs[{i}]")
+            for i, x in enumerate(xs)
+        ]
+
+    def _run(self, name: str, xs: list[float]) -> Any:
+        fn = self._function(name)
+        if self.mode == "lines":
+            return fn(*xs)
+        with self._code.np.errstate(all="ignore"):  # inf and nan are checked by the code
+            return fn(xs)
+
+    def __call__(self, xs: Sequence[float]) -> float:
+        """f at `xs`."""
+        return self._run("forward", self._floats(xs))  # type: ignore[no-any-return]
+
+    def value_and_grad(self, xs: Sequence[float]) -> tuple[float, list[float]]:
+        """(f(xs), [∂f/∂xᵢ for each input]) at `xs`."""
+        return self._run("value_and_grad", self._floats(xs))  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return self.source
+
+    def __repr__(self) -> str:
+        return f"<Traced: {self.n_inputs} inputs, {self.n_nodes} operations, {self.mode}>"
+
+
+def _check_names(names: Sequence[str] | None, n: int) -> list[str]:
+    names = [f"x{i}" for i in range(n)] if names is None else list(names)
+    if len(names) != n:
+        raise ValueError(f"trace: {n} example inputs but {len(names)} names")
+    seen: set[str] = set()
+    for name in names:
+        if not (isinstance(name, str) and name.isidentifier()) or keyword.iskeyword(name):
+            raise ValueError(f"trace: names must be Python identifiers, got {name!r}")
+        # Python reads identifiers in NFKC form: "ｖ0" is the variable v0
+        norm = unicodedata.normalize("NFKC", name)
+        reserved = norm.startswith("_") or hasattr(builtins, norm) or _GENERATED.fullmatch(norm)
+        if reserved or keyword.iskeyword(norm):
+            raise ValueError(f"trace: the name {name!r} is used by the generated code")
+        if norm in seen:
+            raise ValueError(f"trace: names must be distinct, {name!r} repeats (as {norm!r})")
+        seen.add(norm)
+    return names
+
+
+def _record(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[Any],
+    names: list[str],
+    strict: bool,
+) -> tuple[Tape, list[Value]]:
+    """Run f under a Watch and return the tape of its graph (and the input Values)."""
+    xs = [
+        Value(engine._as_float(x, f"trace: example_inputs[{i}]"), names[i])
+        for i, x in enumerate(example_inputs)
+    ]
+    watch = Watch(xs, strict)
+    with gc_paused():
+        with engine._observed(watch), enable_grad():
+            out = f(xs)
+        if watch.problems and strict:  # refused, but f caught the TraceError and went on
+            raise TraceError(watch.problems[0])
+        if not isinstance(out, Value):
+            raise TypeError(f"trace: f must return a Value, got {type(out).__name__} {out!r}")
+        tape = Tape(out, xs)
+        captured = [v for v in tape.leaves or () if v not in watch.made]
+        tape.leaves = None
+        out = watch = None  # type: ignore[assignment]  # free the graph before the collector runs
+    if captured:
+        shown = ", ".join(describe(v) for v in captured[:5])
+        more = f" and {len(captured) - 5} more" if len(captured) > 5 else ""
+        message = (
+            f"trace: f uses {len(captured)} Value(s) that existed before the trace and are "
+            f"not inputs: {shown}{more}. The trace would bake their current numbers in as "
+            "constants, so later changes to them would be ignored. Make them inputs (for a "
+            "model, Module.bound does), or pass strict=False to bake them in"
+        )
+        if strict:
+            raise TraceError(message)
+        import warnings
+
+        warnings.warn(message, TraceWarning, stacklevel=3)
+    return tape, xs
+
+
+@overload
+def trace(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[float],
+    *,
+    names: Sequence[str] | None = None,
+    batched: Literal[False] = False,
+    xp: Any = None,
+    strict: bool = True,
+    mode: str = "auto",
+) -> Traced: ...
+
+
+@overload
+def trace(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[float],
+    *,
+    names: Sequence[str] | None = None,
+    batched: Literal[True],
+    xp: Any = None,
+    strict: bool = True,
+    mode: str = "auto",
+) -> BatchedTraced: ...
+
+
+def trace(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[float],
+    *,
+    names: Sequence[str] | None = None,
+    batched: bool = False,
+    xp: Any = None,
+    strict: bool = True,
+    mode: str = "auto",
+) -> Traced | BatchedTraced:
+    """Record `f` once at `example_inputs` and compile its forward and backward passes.
+
+    Args:
+        f: takes a list of n Values and returns one Value.
+        example_inputs: the n numbers to trace at.
+        names: the inputs' names in the generated code (distinct Python identifiers;
+            default x0, x1, ...). Labels play no part.
+        batched: trace one sample, run on arrays (:class:`BatchedTraced`).
+        xp: with ``batched=True``, the array namespace (numpy, torch, ...); default:
+            that of the arrays given at each call.
+        strict: refuse (TraceError) what a trace cannot replay -- see the module
+            docstring; False turns each refusal into a TraceWarning.
+        mode: "lines", "groups" or "auto" (lines up to LINES_MAX operations).
+
+    The result evaluates `f` and its gradient at any other n numbers, without
+    building Values. The trace pauses the garbage collector while it runs (the
+    graph holds no cycles) and frees the graph before resuming it.
+    """
+    names = _check_names(names, len(example_inputs))
+    if mode not in ("auto", "lines", "groups"):
+        raise ValueError(f"trace: mode must be 'auto', 'lines' or 'groups', got {mode!r}")
+    tape, _ = _record(f, example_inputs, names, strict)
+    n_ops = tape.n_ops
+    if batched:
+        return BatchedTraced(tape, names, n_ops, xp)
+    if mode == "auto":
+        mode = "lines" if n_ops <= LINES_MAX else "groups"
+    if mode == "groups":
+        import numpy as np
+
+        from autodiff.trace._grouped import GroupedCode
+
+        return Traced(GroupedCode(tape, np), len(names), n_ops, "groups")
+    return Traced(LineCode(tape, names), len(names), n_ops, "lines")
