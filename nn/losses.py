@@ -8,24 +8,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from autodiff import Value, dot
 
 __all__ = ["hinge", "logistic", "mse"]
 
 Scores = Sequence["Value | float"] | Value
-Labels = Sequence[float] | float
+Labels = Iterable[float] | float
+
+
+def _items(x: Any, what: str, name: str, allow_values: bool) -> list[Any]:
+    """The numbers (and Values) of one sample or of an iterable of them (a numpy array too)."""
+    if isinstance(x, Value) or isinstance(x, numbers.Real):
+        items = [x]
+    elif isinstance(x, (str, bytes)) or not isinstance(x, Iterable):
+        raise TypeError(f"{name}: {what} must be a number or a sequence of them, got {x!r}")
+    else:
+        items = list(x)
+    for i, v in enumerate(items):
+        ok = isinstance(v, numbers.Real) or (allow_values and isinstance(v, Value))
+        if not ok or isinstance(v, bool):
+            kind = "Values or numbers" if allow_values else "numbers"
+            raise TypeError(
+                f"{name}: {what}[{i}] must be one of the {kind}, got {type(v).__name__} {v!r}"
+                + (" (a batch of 1-D samples: one number each)" if hasattr(v, "__len__") else "")
+            )
+    return items
 
 
 def _batch(name: str, preds: Scores, targets: Labels) -> tuple[list, list]:
-    p = [preds] if isinstance(preds, Value) else list(preds)
-    t = list(targets) if isinstance(targets, Sequence) else [targets]
+    p = _items(preds, "predictions", name, allow_values=True)
+    t = _items(targets, "targets", name, allow_values=False)
     if len(p) != len(t):
         raise ValueError(f"{name}: {len(p)} predictions but {len(t)} targets")
     if not p:
         raise ValueError(f"{name}: the batch is empty")
-    return p, t
+    return p, [float(v) for v in t]
 
 
 def _mean(terms: list[Value]) -> Value:

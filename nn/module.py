@@ -1,4 +1,18 @@
-"""Modules: Neuron, Layer and MLP, built from autodiff Values.
+"""Modules: ``Module``, and the ``Neuron``, ``Layer`` and ``MLP`` built on it.
+
+A :class:`Module` finds its parameters the way PyTorch's does: every Value, every
+sub-module, and every list or tuple of either that is assigned as an attribute
+is registered, in the order of assignment. ``parameters()`` walks them and lists
+each distinct Value once (a weight shared by two layers -- *tied* -- is one
+parameter), ``named_parameters()`` gives each its dotted name
+(``layers.0.neurons.3.w.1``), and ``state_dict()`` / ``load_state_dict()`` save
+and restore their numbers as a plain dictionary of floats and lists (see
+:mod:`nn.serialize` for files). A subclass needs no ``super().__init__()``, and
+defines ``forward``: calling the module calls it.
+
+There is no ``train()``/``eval()`` difference to worry about: nothing here
+(no dropout, no batch norm) behaves differently in training; both methods exist,
+set ``training``, and change nothing else, so PyTorch-style loops run as they are.
 
 Initialisation is scaled to the fan-in ``nin`` so that a layer's outputs start
 with about the variance of its inputs, whatever its width:
@@ -13,89 +27,317 @@ and with zero biases that is every unit on the input (0, 0) -- XOR's first
 sample. With 0.1 every unit starts active there. (On XOR with 8 hidden units
 this takes the seeds solved from 93/100 to 100/100.)
 
-Every random number comes from one ``random.Random``, made
-from ``seed`` or passed in as ``rng``, so a model is reproducible.
+Every random number comes from one ``random.Random``, made from ``seed`` or
+passed in as ``rng``, so a model is reproducible.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 from autodiff import Value, dot
 
-__all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "Module", "Neuron"]
+__all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Module", "Neuron"]
 
 Input = Sequence["Value | float"]
+State = dict[str, "float | list[float]"]
 
 #: The initial bias of a relu unit (see the module docstring).
 RELU_BIAS = 0.1
 
-#: Activation name -> function of a Value.
+
+def _identity(v: Value) -> Value:
+    """The linear activation: the pre-activation as it is."""
+    return v
+
+
+#: Activation name -> function of a Value (module-level functions: models pickle).
 ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
     "relu": Value.relu,
     "tanh": Value.tanh,
     "sigmoid": Value.sigmoid,
-    "linear": lambda v: v,
+    "linear": _identity,
 }
 
 
-def _activation(name: str, where: str) -> Callable[[Value], Value]:
+def _activation(name: object, where: str) -> Callable[[Value], Value]:
     try:
-        return ACTIVATIONS[name]
+        return ACTIVATIONS[name]  # type: ignore[index]
     except (KeyError, TypeError):
         raise ValueError(
             f"{where}: unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
         ) from None
 
 
-def _rng(seed: int | None, rng: random.Random | None) -> random.Random:
+def _rng(seed: int | None, rng: random.Random | None, where: str) -> random.Random:
     if rng is not None and seed is not None:
-        raise ValueError("give seed= or rng=, not both")
+        raise ValueError(f"{where}: give seed= or rng=, not both")
+    if rng is not None and not isinstance(rng, random.Random):
+        raise TypeError(f"{where}: rng must be a random.Random, got {type(rng).__name__}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise TypeError(f"{where}: seed must be an int, got {type(seed).__name__} {seed!r}")
     return rng if rng is not None else random.Random(seed)
 
 
 def _check_size(n: object, what: str) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"{what} must be a positive int, got {type(n).__name__} {n!r}")
+    if n < 1:
         raise ValueError(f"{what} must be a positive int, got {n!r}")
     return n
 
 
+def _registrable(value: object) -> bool:
+    if isinstance(value, (Value, Module)):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, (Value, Module)) for v in value)
+
+
+class LoadResult(NamedTuple):
+    """What ``load_state_dict(..., strict=False)`` did not match."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
 class Module:
-    """Something with parameters: ``parameters()`` lists them, ``zero_grad()`` resets them."""
+    """Something with parameters, found from its attributes (see the module docstring)."""
+
+    training: bool = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        registry = self.__dict__.setdefault("_registered", {})
+        if _registrable(value) and not name.startswith("_"):
+            registry[name] = None  # keeps the position of the first assignment
+        else:
+            registry.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__dict__.get("_registered", {}).pop(name, None)
+        object.__delattr__(self, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """What calling the module computes; subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    # -- what is registered ---------------------------------------------------------
+
+    def _entries(self) -> Iterator[tuple[str, Any]]:
+        """(name, value) of each registered attribute, in assignment order."""
+        for name in self.__dict__.get("_registered", {}):
+            yield name, getattr(self, name)
+
+    def named_parameters(self, prefix: str = "") -> list[tuple[str, Value]]:
+        """(dotted name, Value) for each distinct parameter, in a fixed order.
+
+        A Value registered in several places (a tied weight) is listed once, under
+        the first name it is found by.
+        """
+        seen: set[int] = set()
+        out: list[tuple[str, Value]] = []
+        for name, value in self._walk(prefix):
+            if id(value) not in seen:
+                seen.add(id(value))
+                out.append((name, value))
+        return out
+
+    def _walk(self, prefix: str = "") -> Iterator[tuple[str, Value]]:
+        """Every (dotted name, Value) place, tied weights at each of their places."""
+        stack: list[tuple[str, Any]] = [(prefix, self)]
+        while stack:  # iterative, in assignment order
+            path, obj = stack.pop()
+            if isinstance(obj, Value):
+                yield path, obj
+                continue
+            if isinstance(obj, Module):
+                items = [(f"{path}{name}", v) for name, v in obj._entries()]
+            else:  # a list or tuple
+                items = [(f"{path}{i}", v) for i, v in enumerate(obj)]
+            for name, v in reversed(items):
+                if isinstance(v, Value):
+                    stack.append((name, v))
+                elif isinstance(v, (Module, list, tuple)):
+                    stack.append((name + ".", v))
 
     def parameters(self) -> list[Value]:
-        """Every trainable Value of this module, in a fixed order."""
-        return []
+        """Every trainable Value of this module, each once, in a fixed order."""
+        return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0 (before the next backward pass)."""
         for p in self.parameters():
             p.grad = 0.0
 
+    def train(self, mode: bool = True) -> Module:
+        """Set ``training`` on this module and its sub-modules; nothing else changes."""
+        for m in self._modules():
+            m.__dict__["training"] = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """``train(False)``: kept for PyTorch-style loops; computation is the same."""
+        return self.train(False)
+
+    def _modules(self) -> Iterator[Module]:
+        stack: list[Any] = [self]
+        while stack:
+            obj = stack.pop()
+            if isinstance(obj, Module):
+                yield obj
+                stack.extend(v for _, v in obj._entries())
+            elif isinstance(obj, (list, tuple)):
+                stack.extend(obj)
+
+    # -- substituting parameters (for autodiff.trace) --------------------------------
+
     @contextmanager
     def bound(self, values: Sequence[Value]) -> Iterator[Module]:
         """Use `values` as the parameters inside the block (in ``parameters()`` order).
 
         This makes a loss a function of the parameters, which is what
-        ``autodiff.trace`` needs: ``with model.bound(ps): loss = ...``. The
-        module's own parameters are back in place on exit.
+        ``autodiff.trace`` needs: ``with model.bound(ps): loss = ...``. A tied
+        weight is replaced at every place it is used. The module's own
+        parameters are back in place on exit.
         """
         own = self.parameters()
+        values = list(values)
         if len(values) != len(own):
             raise ValueError(f"bound: expected {len(own)} values, got {len(values)}")
-        self._assign(list(values))
+        for i, v in enumerate(values):
+            if not isinstance(v, Value):
+                raise TypeError(f"bound: values[{i}] must be a Value, got {type(v).__name__}")
+        self._substitute({id(p): v for p, v in zip(own, values)})
         try:
             yield self
         finally:
-            self._assign(own)
+            self._substitute({id(v): p for p, v in zip(own, values)})
 
-    def _assign(self, values: list[Value]) -> None:
-        """Make `values` this module's parameters (as many as parameters() lists)."""
-        if values:
-            raise NotImplementedError(f"{type(self).__name__} does not implement _assign")
+    def _substitute(self, mapping: dict[int, Value]) -> None:
+        """Replace each registered Value whose id is in `mapping`, everywhere it is held."""
+        for m in list(self._modules()):
+            for name, value in list(m._entries()):
+                if isinstance(value, Value):
+                    if id(value) in mapping:
+                        object.__setattr__(m, name, mapping[id(value)])
+                elif isinstance(value, list):
+                    for i, v in enumerate(value):
+                        if isinstance(v, Value) and id(v) in mapping:
+                            value[i] = mapping[id(v)]
+                elif isinstance(value, tuple):
+                    if any(isinstance(v, Value) and id(v) in mapping for v in value):
+                        new = tuple(
+                            mapping.get(id(v), v) if isinstance(v, Value) else v for v in value
+                        )
+                        object.__setattr__(m, name, new)
+
+    # -- state ------------------------------------------------------------------------
+
+    def state_dict(self) -> State:
+        """The parameters' numbers: ``{dotted name: float, or list of floats}``.
+
+        A list (or tuple) of Values is one entry holding a list; a single Value a
+        float. Plain data: ``json.dumps`` writes it, and floats round-trip exactly.
+        """
+        out: State = {}
+        for name, entry in self._state_entries():
+            out[name] = (
+                [v._data for v in entry] if isinstance(entry, (list, tuple)) else entry._data
+            )
+        return out
+
+    def _state_entries(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        for name, value in self._entries():
+            path = f"{prefix}{name}"
+            if isinstance(value, Value):
+                yield path, value
+            elif isinstance(value, Module):
+                yield from value._state_entries(path + ".")
+            elif all(isinstance(v, Value) for v in value):
+                yield path, value
+            else:
+                for i, v in enumerate(value):
+                    if isinstance(v, Value):
+                        yield f"{path}.{i}", v
+                    elif isinstance(v, Module):
+                        yield from v._state_entries(f"{path}.{i}.")
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Set the parameters from `state` (as ``state_dict()`` gives it).
+
+        Every entry is checked before anything changes: a number where a list is
+        expected, a list of the wrong length, or anything but real numbers raises
+        (ValueError/TypeError naming the entry). With ``strict`` (the default),
+        missing and unexpected names raise too; otherwise they are returned. A tied
+        weight must get one number at all of its places.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
+        entries = dict(self._state_entries())
+        missing = [k for k in entries if k not in state]
+        unexpected = [k for k in state if k not in entries]
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"load_state_dict: missing entries {missing}, unexpected entries {unexpected}"
+            )
+        updates: dict[int, tuple[Value, float, str]] = {}
+        for name, entry in entries.items():
+            if name not in state:
+                continue
+            given = state[name]
+            if isinstance(entry, (list, tuple)):
+                if not isinstance(given, (list, tuple)):
+                    raise ValueError(
+                        f"load_state_dict: {name!r} holds {len(entry)} numbers, got "
+                        f"{type(given).__name__} {given!r}"
+                    )
+                if len(given) != len(entry):
+                    raise ValueError(
+                        f"load_state_dict: {name!r} holds {len(entry)} numbers, got {len(given)}"
+                    )
+                pairs = [(v, x, f"{name}[{i}]") for i, (v, x) in enumerate(zip(entry, given))]
+            else:
+                pairs = [(entry, given, name)]
+            for v, x, where in pairs:
+                f = _real(x, f"load_state_dict: {where!r}")
+                prev = updates.get(id(v))
+                if prev is not None and not (prev[1] == f or (prev[1] != prev[1] and f != f)):
+                    raise ValueError(
+                        f"load_state_dict: {prev[2]!r} and {where!r} are one (tied) parameter "
+                        f"but get different numbers, {prev[1]!r} and {f!r}"
+                    )
+                updates[id(v)] = (v, f, where)
+        for v, f, _ in updates.values():
+            v.data = f
+        return LoadResult(missing, unexpected)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the parameters to the JSON file `path` (:func:`nn.serialize.save`)."""
+        from nn.serialize import save
+
+        return save(path, self)
+
+    def load(self, path: str | os.PathLike[str]) -> Module:
+        """Set the parameters from the JSON file `path` (:func:`nn.serialize.load`); self."""
+        from nn.serialize import load
+
+        load(path, self)
+        return self
+
+
+def _real(x: object, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{where}: expected a real number, got {type(x).__name__} {x!r}")
+    return float(x)
 
 
 class Neuron(Module):
@@ -112,21 +354,16 @@ class Neuron(Module):
         self.nin = _check_size(nin, "Neuron: nin")
         self.activation = activation
         self._act = _activation(activation, "Neuron")
-        gen = _rng(seed, rng)
+        gen = _rng(seed, rng, "Neuron")
         bound = math.sqrt((6.0 if activation == "relu" else 3.0) / nin)
         self.w = [Value(gen.uniform(-bound, bound)) for _ in range(nin)]
         self.b = Value(RELU_BIAS if activation == "relu" else 0.0)
 
-    def __call__(self, x: Input) -> Value:
+    def forward(self, x: Input) -> Value:
+        """activation(b + Σ wᵢxᵢ) for one sample x."""
         if len(x) != self.nin:
             raise ValueError(f"Neuron: expected {self.nin} inputs, got {len(x)}")
         return self._act(dot(self.w, x, self.b))  # b + Σ wᵢxᵢ as one node
-
-    def parameters(self) -> list[Value]:
-        return [*self.w, self.b]
-
-    def _assign(self, values: list[Value]) -> None:
-        self.w, self.b = values[:-1], values[-1]
 
     def __repr__(self) -> str:
         return f"Neuron({self.nin}, activation={self.activation!r})"
@@ -144,22 +381,19 @@ class Layer(Module):
         seed: int | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        _check_size(nin, "Layer: nin")
         _check_size(nout, "Layer: nout")
-        gen = _rng(seed, rng)
+        _activation(activation, "Layer")
+        gen = _rng(seed, rng, "Layer")
         self.nin, self.nout, self.activation = nin, nout, activation
         self.neurons = [Neuron(nin, activation, rng=gen) for _ in range(nout)]
 
-    def __call__(self, x: Input) -> list[Value]:
+    def forward(self, x: Input) -> list[Value]:
+        """Each neuron's output for one sample x."""
         if len(x) != self.nin:
             raise ValueError(f"Layer: expected {self.nin} inputs, got {len(x)}")
         x = [v if type(v) is Value else Value(v) for v in x]  # type: ignore[arg-type]  # once
         return [n(x) for n in self.neurons]
-
-    def parameters(self) -> list[Value]:
-        return [p for n in self.neurons for p in n.parameters()]
-
-    def _assign(self, values: list[Value]) -> None:
-        _assign_parts(self.neurons, values)
 
     def __repr__(self) -> str:
         return f"Layer({self.nin}, {self.nout}, activation={self.activation!r})"
@@ -170,7 +404,8 @@ class MLP(Module):
 
     Args:
         nin: the number of inputs.
-        nouts: the width of each layer, the last being the number of outputs.
+        nouts: the width of each layer, the last being the number of outputs
+            (a list of positive ints: ``MLP(2, [16, 1])``).
         activation: of every hidden layer.
         output_activation: of the last layer ("linear" gives raw scores z).
         seed, rng: where the initial weights come from (one of them, or neither).
@@ -189,11 +424,18 @@ class MLP(Module):
         rng: random.Random | None = None,
     ) -> None:
         _check_size(nin, "MLP: nin")
+        if not isinstance(nouts, (list, tuple)):
+            raise TypeError(
+                f"MLP: nouts must be a list of layer widths, such as [16, 1], got "
+                f"{type(nouts).__name__} {nouts!r}"
+            )
         if not nouts:
             raise ValueError("MLP: nouts must list at least one layer width")
+        for i, n in enumerate(nouts):
+            _check_size(n, f"MLP: nouts[{i}]")
         _activation(activation, "MLP")
         _activation(output_activation, "MLP")
-        gen = _rng(seed, rng)
+        gen = _rng(seed, rng, "MLP")
         sizes = [nin, *nouts]
         acts = [activation] * (len(nouts) - 1) + [output_activation]
         self.nin = nin
@@ -207,27 +449,14 @@ class MLP(Module):
             x = layer(x)
         return x  # type: ignore[return-value]
 
-    def __call__(self, x: Input) -> Value | list[Value]:
+    def forward(self, x: Input) -> Value | list[Value]:
+        """The network's output for one sample x."""
         if len(x) != self.nin:
             raise ValueError(f"MLP: expected {self.nin} inputs, got {len(x)}")
         for layer in self.layers:
             x = layer(x)
         return x[0] if len(x) == 1 else x  # type: ignore[return-value]
 
-    def parameters(self) -> list[Value]:
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    def _assign(self, values: list[Value]) -> None:
-        _assign_parts(self.layers, values)
-
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"MLP([{inner}])"
-
-
-def _assign_parts(parts: Sequence[Module], values: list[Value]) -> None:
-    start = 0
-    for part in parts:
-        n = len(part.parameters())
-        part._assign(values[start : start + n])
-        start += n

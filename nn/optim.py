@@ -7,34 +7,68 @@ builds no graph. ``zero_grad()`` resets the gradients before the next pass.
 and calls ``backward()`` -- and then updates, all with Python's cyclic garbage
 collector paused: a training step builds tens of thousands of nodes, and the
 collector would scan them again and again although autodiff graphs contain no
-reference cycles (they are freed by reference counting alone). The caller's
-collector setting is restored afterwards, also on error.
+reference cycles (they are freed by reference counting alone). It returns the
+loss as a new leaf Value holding the same number, so that the step's graph is
+freed *before* the collector resumes (were it alive then, the next collection
+would walk all of it). The caller's collector setting is restored, also on error.
+
+``state_dict()`` / ``load_state_dict()`` save and restore an optimizer's
+settings and running state (Adam's moments, SGD's velocity) as plain data, so
+that training resumed from a saved model and optimizer takes the very steps it
+would have taken without stopping.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from autodiff import Value, gc_paused
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
 
+def _number(x: object, where: str) -> float:
+    """A real number (not a bool); TypeError naming `where` otherwise."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{where} must be a real number, got {type(x).__name__} {x!r}")
+    return float(x)
+
+
+def _in_unit(x: object, where: str) -> float:
+    f = _number(x, where)
+    if not 0.0 <= f < 1.0:
+        raise ValueError(f"{where} must be in [0, 1), got {x!r}")
+    return f
+
+
 class Optimizer:
-    """Holds the parameters; subclasses implement :meth:`step`."""
+    """Holds the parameters; subclasses implement :meth:`_update`."""
 
     def __init__(self, params: Iterable[Value], lr: float) -> None:
-        self.params = list(params)
         name = type(self).__name__
+        if isinstance(params, Value) or not isinstance(params, Iterable):
+            raise TypeError(
+                f"{name}: params must be an iterable of Values, such as model.parameters(), "
+                f"got {type(params).__name__}"
+            )
+        self.params = list(params)
         for i, p in enumerate(self.params):
             if not isinstance(p, Value):
                 raise TypeError(f"{name}: params[{i}] must be a Value, got {type(p).__name__}")
+        if not self.params:
+            raise ValueError(
+                f"{name}: no parameters to optimize (a Module finds its parameters among its "
+                "attributes: Values, sub-modules and lists of them)"
+            )
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{name}: a parameter is listed twice (it would be updated twice)")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"{name}: lr must be a positive number, got {lr!r}")
-        self.lr = float(lr)
+        lr_f = _number(lr, f"{name}: lr")
+        if not (math.isfinite(lr_f) and lr_f > 0):
+            raise ValueError(f"{name}: lr must be a positive, finite number, got {lr!r}")
+        self.lr = lr_f
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0."""
@@ -46,7 +80,7 @@ class Optimizer:
 
         With a `closure` (which computes the loss, calls ``backward()`` and
         returns the loss), run it first, with the garbage collector paused for
-        the whole step (see the module docstring); returns what it returned.
+        the whole step (see the module docstring); returns the loss as a leaf.
         """
         if closure is None:
             self._update()
@@ -54,10 +88,55 @@ class Optimizer:
         with gc_paused():
             loss = closure()
             self._update()
+            if isinstance(loss, Value):
+                loss = Value(loss._data, loss.label)  # drop the graph while the GC is off
         return loss
 
     def _update(self) -> None:
         raise NotImplementedError
+
+    # -- state ------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The settings and running state, as plain data (JSON-serialisable)."""
+        return {"type": type(self).__name__, "lr": self.lr, **self._state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` gave; everything is checked before anything changes."""
+        name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{name}.load_state_dict: expected a dict, got {type(state).__name__}")
+        if state.get("type") != name:
+            raise ValueError(
+                f"{name}.load_state_dict: the state is of a {state.get('type')!r} optimizer"
+            )
+        expected = {"type", "lr", *self._state()}
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(
+                f"{name}.load_state_dict: missing entries {missing}, "
+                f"unexpected entries {unexpected}"
+            )
+        lr = _number(state["lr"], f"{name}.load_state_dict: 'lr'")
+        checked = self._check_state(state)
+        self.lr = lr
+        for key, value in checked.items():
+            setattr(self, key, value)
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _floats(self, state: Mapping[str, Any], key: str) -> list[float]:
+        where = f"{type(self).__name__}.load_state_dict: {key!r}"
+        value = state[key]
+        if not isinstance(value, (list, tuple)) or len(value) != len(self.params):
+            shown = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+            raise ValueError(f"{where} must list {len(self.params)} numbers, got {shown}")
+        return [_number(x, f"{where}[{i}]") for i, x in enumerate(value)]
 
 
 class SGD(Optimizer):
@@ -65,9 +144,7 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0) -> None:
         super().__init__(params, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = momentum
+        self.momentum = _in_unit(momentum, "SGD: momentum")
         self._velocity = [0.0] * len(self.params)
 
     def _update(self) -> None:
@@ -76,6 +153,15 @@ class SGD(Optimizer):
             v = mu * vel[i] + p.grad
             vel[i] = v
             p.data -= lr * v
+
+    def _state(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "velocity": list(self._velocity)}
+
+    def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "momentum": _in_unit(state["momentum"], "SGD.load_state_dict: 'momentum'"),
+            "_velocity": self._floats(state, "velocity"),
+        }
 
 
 class Adam(Optimizer):
@@ -89,15 +175,21 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ) -> None:
         super().__init__(params, lr)
-        b1, b2 = betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"Adam: betas must be in [0, 1), got {betas!r}")
-        if not eps > 0.0:
-            raise ValueError(f"Adam: eps must be positive, got {eps!r}")
-        self.betas, self.eps = (b1, b2), eps
+        self.betas = self._betas(betas, "Adam: betas")
+        eps_f = _number(eps, "Adam: eps")
+        if not (eps_f > 0.0 and math.isfinite(eps_f)):
+            raise ValueError(f"Adam: eps must be a positive, finite number, got {eps!r}")
+        self.eps = eps_f
         self.t = 0
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)
+
+    @staticmethod
+    def _betas(betas: object, where: str) -> tuple[float, float]:
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise ValueError(f"{where} must be two numbers (β₁, β₂), got {betas!r}")
+        b1, b2 = (_in_unit(b, f"{where}[{i}]") for i, b in enumerate(betas))
+        return b1, b2
 
     def _update(self) -> None:
         self.t += 1
@@ -110,3 +202,26 @@ class Adam(Optimizer):
             m[i] = b1 * m[i] + (1.0 - b1) * g
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "t": self.t,
+            "m": list(self._m),
+            "v": list(self._v),
+        }
+
+    def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        where = "Adam.load_state_dict"
+        t = state["t"]
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise ValueError(f"{where}: 't' must be a step count >= 0, got {t!r}")
+        eps = _number(state["eps"], f"{where}: 'eps'")
+        return {
+            "betas": self._betas(state["betas"], f"{where}: 'betas'"),
+            "eps": eps,
+            "t": t,
+            "_m": self._floats(state, "m"),
+            "_v": self._floats(state, "v"),
+        }

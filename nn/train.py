@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from autodiff import BatchedTraced, Value, no_grad, trace
+from autodiff import Value, gc_paused, no_grad, trace
 from nn.losses import logistic
 from nn.module import MLP, Module
 from nn.optim import Adam, Optimizer
@@ -47,12 +47,14 @@ def accuracy(model: MLP, xs: Sequence[Sequence[float]], ys: Sequence[int]) -> in
 def compile_step(
     model: Module, loss_fn: Callable[[], Value], opt: Optimizer
 ) -> Callable[[], float]:
-    """A training step from a trace: loss and gradient as straight-line code, then opt.step().
+    """A training step from a trace: loss and gradient as generated code, then opt.step().
 
     `loss_fn()` builds the loss from `model` as usual; it is traced once, as a
-    function of the model's parameters (see ``autodiff.trace``: control flow that
-    depends on the data is frozen, and the data the loss sees -- the batch -- is
-    baked in). Each call of the returned function computes the loss and the
+    function of the model's distinct parameters (a tied weight is one input, so
+    its gradient sums over its uses, as in eager). The data the loss sees -- the
+    batch -- is baked in, and the trace refuses anything it could not replay
+    (see ``autodiff.trace``): a Value captured from outside the model, a branch on
+    the numbers. Each call of the returned function computes the loss and the
     gradients at the current parameters, stores the gradients in ``.grad`` and
     lets `opt` update. It returns the loss as a float; ``.traced`` on it is the
     :class:`autodiff.Traced`.
@@ -63,7 +65,8 @@ def compile_step(
         with model.bound(ps):
             return loss_fn()
 
-    traced = trace(loss_of, [p.data for p in params])
+    with gc_paused():
+        traced = trace(loss_of, [p.data for p in params])
 
     def step() -> float:
         loss, grads = traced.value_and_grad([p._data for p in params])
@@ -82,36 +85,48 @@ def compile_batch_step(
     xs: Sequence[Sequence[float]],
     ys: Sequence[float],
     opt: Optimizer,
+    *,
+    xp: Any = None,
 ) -> Callable[[], float]:
-    """A training step that replays one sample's traced loss over the whole batch (numpy).
+    """A training step that runs one sample's traced loss over the whole batch at once.
 
     `sample_loss(x, y)` builds one sample's loss from `model`, with the sample x
     (a list of Values) and its label y (a Value), using arithmetic on y rather
     than checks of its value (``(1 - y * model(x)).relu()``, not ``losses.hinge``).
-    It is traced once (``autodiff.trace(..., batched=True)``) as a function of
-    the parameters, x and y; each call evaluates it on every sample at once, and
-    sets each parameter's ``.grad`` to the mean over the batch -- the gradient of
-    the mean loss -- before ``opt.step()``. Returns the mean loss as a float.
+    It is traced once (``autodiff.trace(..., batched=True)``) as a function of the
+    parameters, x and y; each call computes the mean loss over the batch and its
+    gradient with the layers found (matrix products; see
+    ``BatchedTraced.mean_value_and_grad``), sets each parameter's ``.grad`` and
+    calls ``opt.step()``. Returns the mean loss as a float. The batch is held as
+    arrays of the namespace `xp` (numpy by default; a torch or cupy namespace runs
+    it there).
     """
     params = model.parameters()
-    n, d = len(params), len(xs[0])
+    n = len(params)
     if len(xs) != len(ys):
         raise ValueError(f"compile_batch_step: {len(xs)} samples but {len(ys)} labels")
+    if not xs:
+        raise ValueError("compile_batch_step: the batch is empty")
+    d = len(xs[0])
 
     def loss_of(v: list[Value]) -> Value:
         with model.bound(v[:n]):
             return sample_loss(v[n : n + d], v[n + d])
 
     example = [p.data for p in params] + [*xs[0], ys[0]]
-    traced = cast(BatchedTraced, trace(loss_of, example, batched=True))
-    columns = [[x[k] for x in xs] for k in range(d)] + [list(ys)]
+    with gc_paused():
+        traced = trace(loss_of, example, batched=True, xp=xp)
+    if xp is None:
+        import numpy as xp
+    columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64) for k in range(d)]
+    columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64))
 
     def step() -> float:
-        values, grads = traced.value_and_grad([*(p._data for p in params), *columns])
+        loss, grads = traced.mean_value_and_grad([*(p._data for p in params), *columns])
         for p, g in zip(params, grads[:n]):
-            p.grad = float(g.mean())
+            p.grad = g
         opt.step()
-        return float(values.mean())
+        return loss
 
     step.traced = traced  # type: ignore[attr-defined]
     return step

@@ -13,7 +13,7 @@ import pytest
 from autodiff import Value
 from nn import losses
 from nn.data import moons, xor
-from nn.module import MLP, RELU_BIAS, Layer, Neuron
+from nn.module import MLP, RELU_BIAS, Layer, Module, Neuron
 from nn.optim import SGD, Adam
 from nn.train import XOR_DEFAULTS, accuracy, train_xor
 from nn.xor import main
@@ -143,18 +143,217 @@ def test_adam_first_step_moves_each_parameter_by_lr():
     assert all(p.parents == () for p in ps)
 
 
-def test_optimizer_argument_errors():
-    with pytest.raises(ValueError, match="lr must be a positive number"):
-        SGD([Value(1.0)], lr=0)
-    with pytest.raises(TypeError, match=r"params\[0\] must be a Value"):
-        Adam([1.0])  # type: ignore[list-item]
-    p = Value(1.0)
-    with pytest.raises(ValueError, match="listed twice"):
-        SGD([p, p], lr=0.1)
-    with pytest.raises(ValueError, match="momentum"):
-        SGD([p], lr=0.1, momentum=1.0)
-    with pytest.raises(ValueError, match="betas"):
-        Adam([p], betas=(0.9, 1.0))
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda p: SGD([p], lr=0), ValueError, r"SGD: lr must be a positive, finite number, got 0"),
+        (lambda p: SGD([p], lr=True), TypeError, r"SGD: lr must be a real number, got bool"),
+        (lambda p: Adam([p], lr=math.inf), ValueError, r"Adam: lr must be a positive, finite"),
+        (lambda p: Adam([1.0]), TypeError, r"Adam: params\[0\] must be a Value"),  # type: ignore[list-item]
+        (lambda p: SGD([p, p], lr=0.1), ValueError, "listed twice"),
+        (
+            lambda p: SGD([p], lr=0.1, momentum=1.0),
+            ValueError,
+            r"SGD: momentum must be in \[0, 1\)",
+        ),
+        (lambda p: Adam([p], betas=(0.9, 1.0)), ValueError, r"Adam: betas\[1\] must be in"),
+        (lambda p: Adam([p], betas=(0.9,)), ValueError, r"Adam: betas must be two numbers"),
+        (lambda p: Adam([p], eps="x"), TypeError, r"Adam: eps must be a real number, got str"),
+        (lambda p: Adam([p], eps=0.0), ValueError, r"Adam: eps must be a positive"),
+        (lambda p: SGD([], lr=0.1), ValueError, r"SGD: no parameters to optimize"),
+        (lambda p: SGD(p, lr=0.1), TypeError, r"SGD: params must be an iterable of Values"),
+    ],
+)
+def test_optimizer_argument_errors_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make(Value(1.0))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: MLP(2, 3), TypeError, r"MLP: nouts must be a list of layer widths.*got int 3"),
+        (lambda: MLP(2, [3, 0]), ValueError, r"MLP: nouts\[1\] must be a positive int"),
+        (lambda: MLP(2, [2.5]), TypeError, r"MLP: nouts\[0\] must be a positive int, got float"),
+        (lambda: MLP(True, [1]), TypeError, r"MLP: nin must be a positive int, got bool"),
+        (lambda: Layer(2, 3, seed="a"), TypeError, r"Layer: seed must be an int, got str"),
+        (lambda: Neuron(2, rng=3), TypeError, r"Neuron: rng must be a random.Random"),
+    ],
+)
+def test_constructor_argument_errors_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# -- composing, saving, loading ------------------------------------------------------------
+
+
+class TwoLayers(Module):
+    """A PyTorch-style custom model: sub-modules as attributes, forward, no super().__init__()."""
+
+    def __init__(self, seed=0):
+        self.l1 = Layer(2, 3, "tanh", seed=seed)
+        self.scale = Value(0.5)
+        self.extra = [Value(1.0), Value(-1.0)]
+        self.steps = 10  # not a parameter
+        self.l2 = Layer(3, 1, "linear", seed=seed + 1)
+
+    def forward(self, x):
+        return self.l2(self.l1(x))[0] * self.scale + self.extra[0] - self.extra[1]
+
+
+def test_custom_modules_register_attributes_in_assignment_order():
+    m = TwoLayers()
+    names = [n for n, _ in m.named_parameters()]
+    assert len(m.parameters()) == 3 * 3 + 1 + 2 + 4 == len(names)
+    assert names[:4] == [
+        "l1.neurons.0.w.0",
+        "l1.neurons.0.w.1",
+        "l1.neurons.0.b",
+        "l1.neurons.1.w.0",
+    ]
+    assert names[9:12] == ["scale", "extra.0", "extra.1"] and names[-1] == "l2.neurons.0.b"
+    m([0.5, -1.0]).backward()
+    assert all(p.grad != 0.0 for p in [m.scale, *m.extra])
+    m.zero_grad()
+    assert all(p.grad == 0.0 for p in m.parameters())
+    del m.extra
+    assert len(m.parameters()) == 3 * 3 + 1 + 4
+    m.l2 = Layer(3, 2, seed=0)  # reassigned: keeps its place, new parameters
+    assert len(m.parameters()) == 3 * 3 + 1 + 8
+    assert m.train() is m and m.training and not m.eval().training and not m.l1.training
+
+
+def test_a_module_without_parameters_is_refused_by_optimizers():
+    class Empty(Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="no parameters to optimize"):
+        SGD(Empty().parameters(), lr=0.1)
+    with pytest.raises(NotImplementedError, match="does not define forward"):
+        Module()(1.0)
+
+
+def test_state_dict_round_trips_through_json_bit_for_bit(tmp_path):
+    import json
+
+    a, b = MLP(2, [4, 3, 1], seed=1), MLP(2, [4, 3, 1], seed=2)
+    state = a.state_dict()
+    assert state["layers.0.neurons.0.w"] == [w.data for w in a.layers[0].neurons[0].w]
+    assert json.loads(json.dumps(state)) == state  # plain data
+    b.load_state_dict(json.loads(json.dumps(state)))
+    xs = [[0.1 * i, -0.3 * i + 0.5] for i in range(10)]
+    assert [b(x).data for x in xs] == [a(x).data for x in xs]  # bit for bit
+    path = a.save(tmp_path / "model.json")
+    c = MLP(2, [4, 3, 1], seed=3).load(path)
+    assert [c(x).data for x in xs] == [a(x).data for x in xs]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        (
+            lambda s: s.pop("layers.1.neurons.0.b"),
+            ValueError,
+            r"missing entries \['layers.1.neurons.0.b'\]",
+        ),
+        (lambda s: s.update(extra=1.0), ValueError, r"unexpected entries \['extra'\]"),
+        (
+            lambda s: s.update({"layers.0.neurons.0.w": [1.0]}),
+            ValueError,
+            r"holds 2 numbers, got 1",
+        ),
+        (
+            lambda s: s.update({"layers.0.neurons.0.w": 1.0}),
+            ValueError,
+            r"holds 2 numbers, got float",
+        ),
+        (
+            lambda s: s.update({"layers.0.neurons.0.b": "x"}),
+            TypeError,
+            r"expected a real number, got str",
+        ),
+        (lambda s: s.update({"layers.0.neurons.0.b": [1.0]}), TypeError, r"expected a real number"),
+    ],
+)
+def test_load_state_dict_is_strict_and_changes_nothing_on_error(change, error, match):
+    m = MLP(2, [2, 1], seed=0)
+    before = m.state_dict()
+    state = MLP(2, [2, 1], seed=5).state_dict()
+    change(state)
+    with pytest.raises(error, match=match):
+        m.load_state_dict(state)
+    assert m.state_dict() == before
+
+
+def test_load_state_dict_not_strict_reports_what_did_not_match():
+    m = MLP(2, [2, 1], seed=0)
+    state = {"layers.0.neurons.0.b": 0.25, "other": 1.0}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    assert m.layers[0].neurons[0].b.data == 0.25
+    assert unexpected == ["other"] and "layers.1.neurons.0.b" in missing
+
+
+def test_models_pickle_and_deep_copy_with_tied_weights_kept():
+    import copy
+    import pickle
+
+    m = TwoLayers()
+    m.l2.neurons[0].w[0] = m.l1.neurons[1].w[0]  # tie two weights
+    for twin in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert twin.l2.neurons[0].w[0] is twin.l1.neurons[1].w[0]
+        assert [p.data for p in twin.parameters()] == [p.data for p in m.parameters()]
+        assert twin([0.3, 0.4]).data == m([0.3, 0.4]).data
+    assert pickle.loads(pickle.dumps(MLP(2, [4, 1], seed=0)))([1.0, 2.0]).data == (
+        MLP(2, [4, 1], seed=0)([1.0, 2.0]).data
+    )
+
+
+def test_resuming_from_a_saved_model_and_optimizer_takes_the_same_steps(tmp_path):
+    import nn
+
+    xs, ys = moons(20, seed=1)
+
+    def make():
+        model = MLP(2, [4, 1], seed=7)
+        return model, Adam(model.parameters(), lr=0.05)
+
+    def step(model, opt):
+        loss = losses.logistic([model(x) for x in xs], ys)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.data
+
+    model, opt = make()
+    straight = [step(model, opt) for _ in range(8)]
+    model, opt = make()
+    first = [step(model, opt) for _ in range(4)]
+    nn.save(tmp_path / "run.json", model, opt)
+    model, opt = make()  # a fresh start, then the saved state
+    nn.load(tmp_path / "run.json", model, opt)
+    assert opt.t == 4
+    resumed = first + [step(model, opt) for _ in range(4)]
+    assert resumed == straight  # bit for bit
+    sgd = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="the state is of a 'Adam' optimizer"):
+        sgd.load_state_dict(opt.state_dict())
+    with pytest.raises(ValueError, match="holds a 'MLP', not a 'TwoLayers'"):
+        nn.load(tmp_path / "run.json", TwoLayers())
+
+
+def test_losses_take_numpy_arrays_or_say_what_is_wrong():
+    np = pytest.importorskip("numpy")
+    zs = [Value(0.5), Value(-1.0)]
+    assert losses.logistic(zs, np.array([1, 0])).data == losses.logistic(zs, [1, 0]).data
+    assert losses.mse(zs, np.array([0.5, 1.0])).data == losses.mse(zs, [0.5, 1.0]).data
+    with pytest.raises(
+        TypeError, match=r"mse: targets\[0\] must be one of the numbers, got ndarray"
+    ):
+        losses.mse(zs, np.array([[0.5], [1.0]]))
+    with pytest.raises(TypeError, match=r"logistic: targets must be a number or a sequence"):
+        losses.logistic(zs, "10")
 
 
 def test_training_reduces_the_loss_on_moons():
@@ -260,6 +459,7 @@ def test_step_with_a_closure_pauses_the_gc_and_restores_the_callers_setting():
     loss = opt.step(closure)
     assert seen == [False] and gc.isenabled()
     assert loss.data == 1.0 and p.data == pytest.approx(0.8)
+    assert loss.parents == ()  # a leaf: the step's graph was freed before the GC resumed
     gc.disable()
     try:
         opt.step(closure)
