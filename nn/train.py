@@ -140,13 +140,13 @@ def train_xor(
     steps: int = XOR_DEFAULTS["steps"],
     lr: float = XOR_DEFAULTS["lr"],
     seed: int = XOR_DEFAULTS["seed"],
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float, MLP], None] | None = None,
     compile: bool = False,
 ) -> TrainResult:
     """Train MLP(2, [hidden, 1]) (ReLU hidden layer, linear score z) with Adam.
 
     The loss is the lecture's mean of ζ((1−2y)z) over the whole batch, from a
-    random start drawn from `seed`. `on_step(step, loss)` is called after every
+    random start drawn from `seed`. `on_step(step, loss, model)` is called after every
     update (for a progress bar). With ``compile=True`` the loss and its gradient
     are traced once and run as compiled code (:func:`compile_step`): the same
     numbers, faster.
@@ -167,5 +167,5 @@ def train_xor(
         value = compiled() if compile else opt.step(closure).data  # type: ignore[union-attr]
         result.losses.append(value)
         if on_step is not None:
-            on_step(step, value)
+            on_step(step, value, model)
     return result

@@ -1,93 +1,143 @@
 """The main job: train a network to solve XOR, and draw what it learned.
 
-    python -m nn.xor [--hidden H] [--steps N] [--lr LR] [--seed S] [--out DIR] [--lecture]
-                     [--compile]
+    python -m nn.xor [--hidden H] [--steps N] [--lr LR] [--seed S] [--out DIR]
+                     [--compile] [--animate]
+    python -m nn.xor --lecture [--out DIR]
 
 Trains MLP(2, [H, 1]) -- a ReLU hidden layer and the lecture's logistic head --
 with the softplus loss from a random start; prints the four inputs, P(y=1|x)
-and the predicted class; writes into DIR the forward and backward graphs of
-one sample's loss, the decision boundary, and the hidden feature space. The
-last line printed is ``accuracy: K/4``.
+and the predicted class; writes into DIR:
 
-``--lecture`` skips training and runs the slide's hand-set network (L6) instead.
+* ``network_forward.svg`` / ``network_backward.svg``: the trained network, one
+  node per neuron, on the sample x = (1, 0): outputs and weights, then
+  gradients (:mod:`nn.draw`);
+* ``forward.svg`` / ``backward.svg``: that sample's loss as a Value graph, cut
+  to what fits a screen (:mod:`autodiff.render`);
+* ``backprop.html``: back-propagation through the lecture's network, to step
+  through in a browser (:func:`autodiff.render.explorer`);
+* ``decision_boundary.png`` and ``feature_space.png``; with ``--animate``,
+  ``training.gif``: both, over the course of training.
+
+The last line printed is ``accuracy: K/4``. ``--lecture`` runs the slide's
+hand-set network (L6) instead of training. A bad argument or an output that
+cannot be written gets one line on stderr and exit status 2; a run whose loss
+ends no better than guessing (or not finite) says so and exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from autodiff import Value, no_grad
-from autodiff.render import RendererNotFoundError, backward_graph, forward_graph, save
+from autodiff.render import (
+    RendererNotFoundError,
+    backward_graph,
+    explorer,
+    forward_graph,
+    save,
+)
 from nn import lecture
 from nn.data import xor
+from nn.draw import network_graph
 from nn.module import MLP
-from nn.plots import decision_boundary, feature_space
+from nn.plots import decision_boundary, feature_space, training_animation
 from nn.train import XOR_DEFAULTS, accuracy, predict_proba, train_xor
 
 __all__ = ["main", "parse_args"]
 
-#: The sample whose loss graph is drawn: x = (1, 0), y = 1.
+#: The sample whose graphs are drawn: x = (1, 0), y = 1.
 GRAPH_SAMPLE = 1
+#: A loss at or above this (ln 2) is no better than saying ½ for every sample.
+CHANCE = math.log(2.0)
+_TRAINING = ("hidden", "steps", "lr", "seed", "compile", "animate")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, not the usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
+    return v
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {s!r}") from None
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {s!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {s!r}")
+    return v
+
+
+def _folder(s: str) -> str:
+    if not s.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+    if os.path.exists(s) and not os.path.isdir(s):
+        raise argparse.ArgumentTypeError(f"{s!r} is a file, not a folder")
+    return s
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m nn.xor", description="Train a small network to solve XOR and draw it."
     )
+    d = XOR_DEFAULTS
+    p.add_argument("--hidden", type=_positive_int, help=f"hidden units (default {d['hidden']})")
     p.add_argument(
-        "--hidden",
-        type=_positive_int,
-        default=XOR_DEFAULTS["hidden"],
-        help="hidden units (default %(default)s)",
+        "--steps", type=_positive_int, help=f"training steps, full batch (default {d['steps']})"
     )
-    p.add_argument(
-        "--steps",
-        type=_positive_int,
-        default=XOR_DEFAULTS["steps"],
-        help="training steps, full batch (default %(default)s)",
-    )
-    p.add_argument(
-        "--lr",
-        type=_positive_float,
-        default=XOR_DEFAULTS["lr"],
-        help="Adam learning rate (default %(default)s)",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=XOR_DEFAULTS["seed"],
-        help="seed of the initial weights (default %(default)s)",
-    )
-    p.add_argument("--out", default="xor-out", help="output folder (default %(default)s)")
+    p.add_argument("--lr", type=_positive_float, help=f"Adam learning rate (default {d['lr']})")
+    p.add_argument("--seed", type=_int, help=f"seed of the initial weights (default {d['seed']})")
+    p.add_argument("--out", type=_folder, default="xor-out", help="output folder (default xor-out)")
     p.add_argument(
         "--compile",
         action="store_true",
+        default=None,
         help="trace the loss once and train with the compiled code (same numbers, faster)",
+    )
+    p.add_argument(
+        "--animate",
+        action="store_true",
+        default=None,
+        help="also write training.gif: the boundary and the features as training goes",
     )
     p.add_argument(
         "--lecture",
         action="store_true",
         help="run the slide's hand-set ReLU network instead of training",
     )
-    return p.parse_args(argv)
-
-
-def _positive_int(s: str) -> int:
-    v = int(s)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
-    return v
-
-
-def _positive_float(s: str) -> float:
-    v = float(s)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
-    return v
+    args = p.parse_args(argv)
+    given = [f"--{name}" for name in _TRAINING if getattr(args, name) is not None]
+    if args.lecture and given:
+        p.error(
+            f"--lecture runs the slide's hand-set network, which is not trained: "
+            f"{', '.join(given)} do{'es' if len(given) == 1 else ''} not apply"
+        )
+    for name in _TRAINING:
+        if getattr(args, name) is None:
+            setattr(args, name, d.get(name, False))
+    return args
 
 
 def _label_parameters(model: MLP) -> None:
@@ -123,22 +173,62 @@ def _write_graphs(loss: Value, out: str) -> list[str]:
         return []
 
 
+def _write_pictures(model: MLP | None, out: str) -> list[str]:
+    """The network views of `model` (if any) and the explorer of the lecture's network."""
+    x, y = xor()[0][GRAPH_SAMPLE], xor()[1][GRAPH_SAMPLE]
+    written = []
+    try:
+        if model is not None:
+            for kind in ("forward", "backward"):
+                g = network_graph(model, x, y, kind=kind)
+                written.append(save(g, os.path.join(out, f"network_{kind}.svg")))
+        W, c, w, b = lecture.parameters()
+        L = lecture.forward(x, y, W, c, w, b).L
+        title = "Back-propagation through the lecture's network, x = (1, 0), y = 1"
+        path = os.path.join(out, "backprop.html")
+        explorer(L, path, title=title)
+        written.append(path)
+    except RendererNotFoundError as e:
+        print(f"warning: network pictures not drawn: {e}", file=sys.stderr)
+    return written
+
+
 def _table(xs: Sequence[Sequence[float]], ys: Sequence[int], col: str, vals: list[float]) -> None:
     print(f"  x₁  x₂ | target | {col:>8} | class")
     for x, y, v in zip(xs, ys, vals):
         print(f"  {x[0]:g}   {x[1]:g}  |   {y}    | {v:8.4f} |   {int(v > 0.5)}")
 
 
+def _snapshot(model: MLP, xs: list[list[float]]) -> tuple[Any, list[list[float]], Any]:
+    """What one animation frame needs: P(y=1|x), the features and the output layer, frozen."""
+    state = model.state_dict()
+    twin = MLP(2, [len(model.layers[0].neurons), 1], activation="relu", seed=0)
+    twin.load_state_dict(state)
+
+    def prob(p: list[float]) -> float:
+        with no_grad():
+            return twin(p).sigmoid().data  # type: ignore[union-attr]
+
+    with no_grad():
+        hs = [[v.data for v in twin.hidden(x)] for x in xs]
+    out_neuron = twin.layers[-1].neurons[0]
+    return prob, hs, ([w.data for w in out_neuron.w], out_neuron.b.data, 0.0)
+
+
 def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) -> int:
     """Train from a random start; print and draw. Returns K, the samples right."""
     from tqdm import tqdm
 
+    frames: list[Any] = []
+    every = max(1, args.steps // 20)  # about 20 frames
     with tqdm(total=args.steps, desc="training", unit="step", file=sys.stderr) as bar:
 
-        def progress(step: int, loss: float) -> None:
+        def progress(step: int, loss: float, model: MLP) -> None:
             bar.update(1)
             if step % 10 == 0 or step == args.steps - 1:
-                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.set_postfix(loss=f"{loss:.4g}")  # 4 significant digits: it visibly moves
+            if args.animate and (step % every == 0 or step == args.steps - 1):
+                frames.append((step + 1, loss, *_snapshot(model, xs)))
 
         result = train_xor(
             xs,
@@ -151,9 +241,9 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
             compile=args.compile,
         )
     model = result.model
+    first, last = result.losses[0], result.losses[-1]
     print(
-        f"trained MLP(2, [{args.hidden}, 1]) for {args.steps} steps: "
-        f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}"
+        f"trained MLP(2, [{args.hidden}, 1]) for {args.steps} steps: loss {first:.4g} -> {last:.4g}"
     )
     _table(xs, ys, "P(y=1|x)", predict_proba(model, xs))
 
@@ -161,21 +251,25 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
     x, y = xs[GRAPH_SAMPLE], ys[GRAPH_SAMPLE]
     z = model([Value(x[0], "x₁"), Value(x[1], "x₂")])
     written = _write_graphs(_sample_loss(z, x, y), args.out)  # type: ignore[arg-type]
+    written += _write_pictures(model, args.out)
 
-    def prob(p: list[float]) -> float:
-        with no_grad():
-            return model(p).sigmoid().data  # type: ignore[union-attr]
-
-    with no_grad():
-        hs = [[v.data for v in model.hidden(x)] for x in xs]
-    out_neuron = model.layers[-1].neurons[0]
-    line = ([w.data for w in out_neuron.w], out_neuron.b.data, 0.0)
+    prob, hs, line = _snapshot(model, xs)
     boundary = os.path.join(args.out, "decision_boundary.png")
     features = os.path.join(args.out, "feature_space.png")
     decision_boundary(prob, xs, ys, boundary, title=f"learned: P(y=1|x) = ½, seed {args.seed}")
     feature_space(xs, hs, ys, features, line=line)
     written += [boundary, features]
+    if frames:
+        written.append(training_animation(frames, xs, ys, os.path.join(args.out, "training.gif")))
     print("wrote " + ", ".join(written))
+    if not math.isfinite(last) or last >= min(first, CHANCE):
+        print(
+            f"training did not converge: the loss went from {first:.4g} to {last:.4g}, no better "
+            f"than guessing ½ for every sample (ln 2 = {CHANCE:.4f}); try a smaller --lr or "
+            "another --seed",
+            file=sys.stderr,
+        )
+        return -1
     return accuracy(model, xs, ys)
 
 
@@ -198,6 +292,7 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
     W, c, w, b = lecture.parameters()
     x, y = xs[GRAPH_SAMPLE], ys[GRAPH_SAMPLE]
     written = _write_graphs(lecture.forward(x, y, W, c, w, b).L, args.out)
+    written += _write_pictures(None, args.out)
 
     def score(p: list[float]) -> float:
         with no_grad():
@@ -214,11 +309,25 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the main job; returns the process exit status (0)."""
+    """Run the main job; returns the exit status (0; 1 if training did not converge)."""
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
-    xs, ys = xor()
-    k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        probe = os.path.join(args.out, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+        xs, ys = xor()
+        k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)
+    except OSError as e:
+        where = e.filename or args.out
+        print(
+            f"python -m nn.xor: error: cannot write to {where!r}: {e.strerror or e}",
+            file=sys.stderr,
+        )
+        return 2
+    if k < 0:
+        return 1
     print(f"accuracy: {k}/4")
     return 0
 

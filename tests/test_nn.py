@@ -403,12 +403,26 @@ def test_default_settings_solve_xor_for_at_least_99_of_seeds_0_to_99():
 
 def test_main_job_prints_the_table_writes_the_pictures_and_ends_with_accuracy(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--steps", "150", "--seed", "1"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert out[-1] == "accuracy: 4/4"
     assert any("P(y=1|x)" in line for line in out)
-    for name in ("forward.svg", "backward.svg", "decision_boundary.png", "feature_space.png"):
+    names = ["forward.svg", "backward.svg", "network_forward.svg", "network_backward.svg"]
+    names += ["backprop.html", "decision_boundary.png", "feature_space.png"]
+    for name in names:
         assert (tmp_path / name).stat().st_size > 1000, name
     assert "L, x=(1, 0), y=1" in (tmp_path / "forward.svg").read_text()
+    assert "Warning" not in captured.err and "Traceback" not in captured.err
+    assert "loss=" in captured.err and "loss=0.0000" not in captured.err  # digits that move
+
+
+def test_figures_are_at_least_100_dpi(tmp_path):
+    from PIL import Image
+
+    main(["--out", str(tmp_path), "--steps", "20"])
+    for name in ("decision_boundary.png", "feature_space.png"):
+        with Image.open(tmp_path / name) as im:
+            assert min(im.info["dpi"]) >= 100 and im.size[0] >= 600, name
 
 
 def test_main_job_with_two_hidden_units_draws_h_directly(tmp_path, capsys):
@@ -432,13 +446,84 @@ def test_main_job_lecture_mode_as_a_command(tmp_path):
     text = run.stdout
     assert "[  0   1   1   2 ]\n   [ -1   0   0   1 ]" in text  # WᵀX + c
     assert "[  0   1   1   2 ]\n   [  0   0   0   1 ]" in text  # h
-    assert (tmp_path / "backward.svg").exists()
+    assert (tmp_path / "backward.svg").exists() and (tmp_path / "backprop.html").exists()
+    assert run.stderr == ""
 
 
-def test_main_job_rejects_bad_arguments(capsys):
-    with pytest.raises(SystemExit):
-        main(["--hidden", "0"])
-    assert "must be a positive integer" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--hidden", "0"], "argument --hidden: must be a positive integer, got '0'"),
+        (["--hidden", "2.5"], "argument --hidden: must be a positive integer, got '2.5'"),
+        (["--lr", "inf"], "argument --lr: must be a positive, finite number, got 'inf'"),
+        (["--lr", "x"], "argument --lr: must be a positive number, got 'x'"),
+        (["--seed", "1.5"], "argument --seed: must be an integer, got '1.5'"),
+        (["--out", ""], "argument --out: must name a folder, got an empty string"),
+        (["--lecture", "--hidden", "4"], "--lecture runs the slide's hand-set network"),
+        (["--lecture", "--seed", "1", "--compile"], "--seed, --compile do not apply"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_main_job_rejects_bad_arguments_in_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_main_job_refuses_outputs_it_cannot_write(tmp_path, capsys):
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as info:
+        main(["--out", str(afile)])
+    assert info.value.code == 2 and "is a file, not a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anywhere: nothing to test then
+            pytest.skip("running as a user who may write to a read-only folder (root)")
+        assert main(["--out", str(locked / "out"), "--steps", "2"]) == 2
+        err = capsys.readouterr().err
+        assert "cannot write to" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        locked.chmod(0o700)
+
+
+def test_main_job_refuses_an_unwritable_folder_even_as_root(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.open
+
+    def failing(path, *a, **k):
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", failing)
+    assert main(["--out", str(tmp_path / "out"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"python -m nn.xor: error: cannot write to '{tmp_path / 'out' / '.write-test'}': "
+        "Permission denied"
+    )
+
+
+def test_a_diverged_run_says_so_and_exits_non_zero(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--lr", "10"]) == 1
+    captured = capsys.readouterr()
+    assert "training did not converge" in captured.err and "try a smaller --lr" in captured.err
+    assert "accuracy:" not in captured.out
+
+
+def test_the_animation_is_a_gif_of_training(tmp_path):
+    from PIL import Image
+
+    assert main(["--out", str(tmp_path), "--steps", "8", "--animate"]) == 0
+    with Image.open(tmp_path / "training.gif") as im:
+        assert im.n_frames == 8 and im.size[0] >= 600  # a frame a step (up to 20 frames)
 
 
 def test_step_with_a_closure_pauses_the_gc_and_restores_the_callers_setting():

@@ -1,7 +1,9 @@
-"""The renders: DOT source always; real SVG/PNG rendering (a failure, not a skip, in CI)."""
+"""The renders: DOT source always; real SVG/PNG rendering (a failure, not a skip, in CI);
+and, in a real browser, text inside its box and edges ending on their nodes."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -9,9 +11,20 @@ import sys
 import textwrap
 
 import pytest
+from browser import check_svg, page
 
-from autodiff import Value, render
-from autodiff.render import RendererNotFoundError, backward_graph, forward_graph, save
+from autodiff import Value, dot, render
+from autodiff.render import (
+    RendererNotFoundError,
+    backward_graph,
+    explorer,
+    forward_graph,
+    render_bytes,
+    save,
+)
+from nn import lecture
+from nn.draw import network_graph
+from nn.module import MLP
 
 
 def small() -> tuple[Value, Value, Value, Value]:
@@ -29,18 +42,51 @@ def needs_renderer() -> None:
         pytest.skip("no Graphviz renderer (dot or graphviz-pure) installed")
 
 
+def lecture_loss() -> Value:
+    W, c, w, b = lecture.parameters()
+    L = lecture.forward([1.0, 0.0], 1, W, c, w, b).L
+    L.backward()
+    return L
+
+
+def mlp_loss(sizes=(16, 16, 1)) -> Value:
+    m = MLP(2, list(sizes), seed=0)
+    z = m([Value(1.0, "x₁"), Value(0.0, "x₂")])
+    L = (-z).softplus()
+    L.backward()
+    return L
+
+
+def svg_size(svg: str) -> tuple[float, float, float]:
+    """(width px, height px, scale) of a graphviz SVG (pt → px at 96 dpi)."""
+    w, h = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    scale = re.search(r'transform="scale\(([\d.]+)', svg).group(1)
+    return float(w) * 4 / 3, float(h) * 4 / 3, float(scale)
+
+
+def node_boxes(svg: str) -> dict[str, str]:
+    """title -> the points of its box, for comparing two layouts."""
+    return dict(
+        re.findall(
+            r"<title>(v\d+(?:_op)?)</title>\n<(?:polygon|ellipse)[^>]*?(?:points|cx)=\"([^\"]+)\"",
+            svg,
+        )
+    )
+
+
+# -- the DOT text -------------------------------------------------------------------------
+
+
 def test_forward_graph_shows_labels_data_and_ops_with_edges_towards_the_root():
     *_, y = small()
     src = forward_graph(y).source
-    assert "rankdir=LR" in src
-    for text in ["<B>x</B>", "data 0.5000", "data -1.5000", "data 0.2500", "data -0.5000"]:
+    assert "rankdir=LR" in src and "fontname=Courier" in src
+    for text in ['"x\ndata 0.5000"', "data -1.5000", "data 0.2500", "data -0.5000"]:
         assert text in src
     assert "data -0.4621" in src  # tanh(-0.5)
-    # root is v0, tanh; its parent v1 is the sum; the sum's parents are v2 (product) and b
-    assert "v0_op -> v0" in src and "v1 -> v0_op" in src
+    assert "v0_op -> v0" in src and "v1 -> v0_op" in src and "v2 -> v1_op" in src
     assert "v0_op [label=tanh" in src and 'v1_op [label="+"' in src
-    assert "v2 -> v1_op" in src
-    edges = re.findall(r"^\t(\S+) -> (\S+)$", src, flags=re.M)
+    edges = re.findall(r"^\t(\S+) -> (\S+)", src, flags=re.M)
     assert len(edges) == 3 + 5  # op -> value for 3 ops; 5 value -> op inputs
     for tail, head in edges:  # every edge enters an op, or leaves one for its own value
         assert head.endswith("_op") or tail == f"{head}_op"
@@ -50,29 +96,45 @@ def test_backward_graph_shows_gradients_and_local_derivatives_towards_the_leaves
     x, w, b, y = small()
     y.backward()
     src = backward_graph(y).source
-    assert "rankdir=RL" in src
     assert "grad 1.0000" in src  # the root
-    assert f"grad {x.grad:.4f}" in src and f"grad {w.grad:.4f}" in src
-    assert f"grad {b.grad:.4f}" in src
+    for v in (x, w, b):
+        assert f"grad {v.grad:.4f}" in src
     local = y.local_grads[0]
-    assert f"v0 -> v1 [label={local:.4f}" in src  # from the root back to its parent
-    edges = re.findall(r"(v\d+) -> (v\d+) \[label=(-?[\d.]+)", src)
-    assert len(edges) == 5  # tanh→sum, sum→product, sum→b, product→x, product→w
-    for child, parent, _ in edges:
-        assert int(child[1:]) < int(parent[1:])  # the root has the smallest id
+    assert f"v1 -> v0_op [label={local:.4f} color=firebrick dir=back" in src
+    labelled = re.findall(r"(v\d+) -> (v\d+_op) \[label=(-?[\d.]+)", src)
+    assert len(labelled) == 5  # every input edge carries its ∂child/∂parent
+
+
+def test_both_graphs_have_the_same_layout():
+    needs_renderer()
+    L = lecture_loss()
+    f = render_bytes(forward_graph(L, max_nodes=100, max_depth=100)).decode()
+    b = render_bytes(backward_graph(L, max_nodes=100, max_depth=100)).decode()
+    boxes = node_boxes(f)
+    assert len(boxes) > 40 and boxes == node_boxes(b)  # every box in the same place
 
 
 def test_backward_graph_edge_labels_sum_to_the_parent_gradient():
-    x = Value(1.5, label="x")
-    y = x * x + x.exp()  # x is used three times
+    # grad(parent) = Σ local × grad(child), readable off the picture: check it from the DOT
+    x = Value(2.0, label="x")
+    y = x * x + x.exp()
     y.backward()
     src = backward_graph(y).source
-    assert f"grad {x.grad:.4f}" in src
+    grads = {
+        k: float(v) for k, v in re.findall(r"^\t(v\d+) \[label=\"[^\"]*?grad (-?[\d.]+)", src, re.M)
+    }
+    xid = re.search(r'^\t(v\d+) \[label="x\n', src, re.M).group(1)
+    terms = [
+        float(local) * grads[child]
+        for child, local in re.findall(rf"^\t{xid} -> (v\d+)_op \[label=(-?[\d.]+)", src, re.M)
+    ]
+    assert len(terms) == 3  # x·x twice, and exp(x)
+    assert sum(terms) == pytest.approx(x.grad, rel=1e-4)
 
 
 def test_backward_graph_without_a_backward_pass_is_a_clear_error():
     *_, y = small()
-    with pytest.raises(ValueError, match=r"call root\.backward\(\) first"):
+    with pytest.raises(ValueError, match=r"call root\.backward"):
         backward_graph(y)
 
 
@@ -83,45 +145,85 @@ def test_backward_graph_after_another_roots_pass_is_a_clear_error():
     y.backward()
     z = h * h  # shares h: its pass overwrites h.grad
     z.backward()
-    with pytest.raises(ValueError, match="another root"):
+    with pytest.raises(ValueError, match="another root's backward"):
         backward_graph(y)
     y.backward()
     assert "grad" in backward_graph(y).source
 
 
+def test_nan_gradients_are_drawn():
+    x = Value(math.nan, label="x")
+    y = (x * 2.0).relu() + 1.0
+    y.backward()
+    src = backward_graph(y).source
+    assert "grad nan" in src and "data nan" in forward_graph(y).source
+
+
 def test_output_is_deterministic():
-    def build() -> str:
-        *_, y = small()
-        y.backward()
-        return forward_graph(y).source + backward_graph(y).source
-
-    assert build() == build()
+    *_, y = small()
+    y.backward()
+    assert forward_graph(y).source == forward_graph(y).source
+    assert backward_graph(y).source == backward_graph(y).source
 
 
-def test_special_characters_and_unicode_are_escaped():
-    weird = 'u¹ ∇ ζ <a> | {b} "q" & \\ end'
-    v = Value(1.0, label=weird) * 2
-    v.label = "L\nsecond line"
+def test_special_and_control_characters_are_shown_as_text():
+    v = Value(1.0, label='u¹ ∇ ζ <a> | {b} "q" & \\ end') * 2
+    v.label = "L\nsecond\tline\x07"
     v.backward()
     for src in (forward_graph(v).source, backward_graph(v).source):
-        assert "u¹ ∇ ζ &lt;a&gt; | {b} &quot;q&quot; &amp; \\ end" in src
-        assert "L<BR/>second line" in src
-        assert "<a>" not in src and '"q"' not in src
+        assert '<a> | {b} \\"q\\" & \\\\ end' in src  # DOT-quoted; graphviz escapes the SVG
+        assert "L\\\\nsecond\\\\tline\\\\x07" in src  # control characters as visible escapes
+    needs_renderer()
+    svg = render_bytes(forward_graph(v)).decode()
+    assert "&lt;a&gt; | {b} &quot;q&quot; &amp; \\ end" in svg
+    assert "L\\nsecond\\tline\\x07" in svg
 
 
-def test_large_graphs_are_iterative_and_truncated_with_a_note():
+def test_arguments_are_checked():
+    *_, y = small()
+    with pytest.raises(ValueError, match="rankdir must be one of LR, RL, TB, BT, got 'XY'"):
+        forward_graph(y, "XY")
+    with pytest.raises(ValueError, match="max_nodes must be at least 1"):
+        forward_graph(y, max_nodes=0)
+    with pytest.raises(TypeError, match="max_nodes must be an int, got float"):
+        forward_graph(y, max_nodes=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_depth must be an int, got bool"):
+        forward_graph(y, max_depth=True)
+    with pytest.raises(TypeError, match="root must be a Value"):
+        forward_graph(1.0)  # type: ignore[arg-type]
+
+
+def test_large_graphs_are_iterative_and_cut_with_a_note():
     y = Value(0.0)
     for _ in range(10**5):
         y = y + 1.0
     src = forward_graph(y, max_nodes=10).source
     assert src.count("data ") == 10
     assert "… 199991 more values not shown" in src
-    full = forward_graph(y, max_nodes=10**6).source  # 2·10⁵ + 1 Values, no recursion
+    full = forward_graph(y, max_nodes=10**6, max_depth=10**6).source  # no recursion
     assert full.count("data ") == 2 * 10**5 + 1
-    with pytest.raises(ValueError, match="max_nodes must be at least 1"):
-        forward_graph(y, max_nodes=0)
-    with pytest.raises(TypeError, match="root must be a Value"):
-        forward_graph(1.0)  # type: ignore[arg-type]
+
+
+def test_a_wide_node_draws_one_edge_for_what_was_cut():
+    ws = [Value(0.001 * i) for i in range(20000)]
+    d = dot(ws, [1.0] * 20000)
+    src = forward_graph(d, max_nodes=10).source
+    assert src.count("->") <= 12  # was 40,004
+    assert 'hidden -> v0_op [label="39992 inputs"' in src  # 40,001 inputs, 9 drawn
+
+
+def test_the_default_picture_of_any_model_fits_a_screen_at_a_readable_size():
+    needs_renderer()
+    chain = Value(0.5)
+    for _ in range(10**4):
+        chain = (chain * 1.0001).tanh()
+    wide = dot([Value(0.001 * i) for i in range(20000)], [1.0] * 20000)
+    for root in (chain, wide, mlp_loss(), mlp_loss((16, 1))):
+        root.backward()
+        for graph in (forward_graph(root), backward_graph(root)):
+            width, height, scale = svg_size(render_bytes(graph).decode())
+            assert width <= 1920.5 and height <= 1080.5, (width, height)
+            assert scale >= 0.75  # 11 pt text stays ≥ 8 pt
 
 
 def test_number_formatting():
@@ -137,14 +239,14 @@ def test_number_formatting():
 
 
 @pytest.mark.parametrize(("suffix", "magic"), [("svg", b"<?xml"), ("png", b"\x89PNG")])
-def test_save_renders_svg_and_png(tmp_path, suffix, magic):
+def test_save_renders_svg_and_png_without_a_word_on_stderr(tmp_path, suffix, magic, capfd):
     needs_renderer()
-    *_, y = small()
-    y.backward()
-    for graph in (forward_graph(y), backward_graph(y)):
+    L = lecture_loss()  # Unicode labels: ζ, subscripts, superscripts
+    for graph in (forward_graph(L), backward_graph(L)):
         path = save(graph, tmp_path / f"g.{suffix}")
         with open(path, "rb") as f:
             assert f.read().startswith(magic)
+    assert capfd.readouterr().err == ""
 
 
 def test_jupyter_shows_graphs_inline():
@@ -154,6 +256,7 @@ def test_jupyter_shows_graphs_inline():
     for graph in (forward_graph(y), backward_graph(y)):
         bundle = graph._repr_mimebundle_()
         assert "<svg" in bundle["image/svg+xml"]
+    assert "<iframe srcdoc=" in explorer(y)._repr_html_()
 
 
 def test_rendering_works_with_system_dot_hidden_from_path(tmp_path):
@@ -195,3 +298,111 @@ def test_save_errors(tmp_path, monkeypatch):
         save(g, tmp_path / "g.svg")
     assert "digraph" in g.source  # the DOT text is still there
     assert not (tmp_path / "g.svg").exists()
+
+
+# -- in a browser ---------------------------------------------------------------------
+
+
+def pictures() -> dict[str, str]:
+    """Every kind of picture the project draws, as SVG text."""
+    L = lecture_loss()
+    big = mlp_loss()
+    model = MLP(2, [16, 16, 1], seed=0)
+    nan = (Value(math.nan, "x") * 2.0).relu() + 1.0
+    nan.backward()
+    graphs = {
+        "lecture forward": forward_graph(L, max_nodes=100, max_depth=100),
+        "lecture backward": backward_graph(L, max_nodes=100, max_depth=100),
+        "mlp forward (cut)": forward_graph(big),
+        "mlp backward (cut)": backward_graph(big),
+        "nan": backward_graph(nan),
+        "network forward": network_graph(model, [1.0, 0.0]),
+        "network backward": network_graph(model, [1.0, 0.0], 1, kind="backward"),
+        "lecture network": network_graph(MLP(2, [2, 1], seed=1), [0.0, 1.0], 0, kind="backward"),
+    }
+    return {k: render_bytes(g).decode() for k, g in graphs.items()}
+
+
+def test_in_a_browser_text_stays_in_its_box_and_edges_end_on_their_nodes():
+    needs_renderer()
+    svgs = pictures()
+    with page() as pg:
+        for name, svg in svgs.items():
+            found = check_svg(svg, pg)
+            assert found["texts"] > 3 and found["edges"] > 2, name
+            assert found["problems"] == [], (name, found["problems"][:5])
+        assert pg.errors == []
+
+
+def test_the_explorer_steps_through_every_edge_with_the_engines_numbers(tmp_path):
+    needs_renderer()
+    L = lecture_loss()
+    params = [v for v in _leaves(L)]
+    path = explorer(L, tmp_path / "backprop.html", title="the lecture").save(
+        tmp_path / "backprop.html"
+    )
+    html = open(path, encoding="utf-8").read()
+    assert "http" not in html.replace("http://www.w3.org", "")  # self-contained: no network
+    # what the engine says: every edge's contribution, in backward()'s order, and the sums
+    expected = _running_sums(L)
+    with page(1500, 900) as pg:
+        pg.goto(f"file://{path}")
+        total = pg.evaluate("window.explorer.steps")
+        forward = total - 1 - len(expected)
+        assert forward == sum(1 for v in _all(L) if v.parents)
+        for k in range(1, total + 1):
+            pg.click("#next")
+            assert pg.evaluate("window.explorer.step") == k
+            if k > forward + 1:  # an edge of back-propagation
+                node_id, value = expected[k - forward - 2]
+                shown = pg.evaluate(f"window.explorer.grad('{node_id}')")
+                assert shown == f"grad {render._num(value)}", (k, node_id)
+                assert render._num(value) in pg.inner_text("#panel")
+        assert pg.is_disabled("#next") and "Done" in pg.inner_text("#panel")
+        # the final state: backward()'s gradients, on every Value drawn
+        ids = pg.evaluate(
+            "Object.keys(JSON.parse(document.getElementById('data').textContent).nodes)"
+        )
+        grads = {f"v{i}": v.grad for i, v in enumerate(_all(L))}
+        for node_id in ids:
+            assert (
+                pg.evaluate(f"window.explorer.grad('{node_id}')")
+                == f"grad {render._num(grads[node_id])}"
+            )
+        pg.keyboard.press("ArrowLeft")
+        assert pg.evaluate("window.explorer.step") == total - 1
+        pg.keyboard.press("Home")
+        assert pg.evaluate("window.explorer.step") == 0 and pg.is_disabled("#prev")
+        pg.screenshot(path=str(tmp_path / "explorer.png"))
+        assert pg.errors == []
+    assert (tmp_path / "explorer.png").stat().st_size > 10_000
+    assert params
+
+
+def _all(root: Value) -> list[Value]:
+    from autodiff import topological_order
+
+    return topological_order(root)
+
+
+def _leaves(root: Value) -> list[Value]:
+    return [v for v in _all(root) if not v.parents]
+
+
+def _running_sums(root: Value) -> list[tuple[str, float]]:
+    """(node id, its gradient so far) after each edge, in backward()'s order."""
+    order = _all(root)
+    ids = {v: f"v{i}" for i, v in enumerate(order)}
+    grad = {root: 1.0}
+    out = []
+    for node in order:
+        for p, local in zip(node.parents, node.local_grads):
+            grad[p] = grad.get(p, 0.0) + local * grad[node]
+            out.append((ids[p], grad[p]))
+    assert all(grad[v] == v.grad for v in order)  # the sums end at backward()'s gradients
+    return out
+
+
+def test_explorer_refuses_a_graph_too_big_to_step_through():
+    with pytest.raises(ValueError, match="more than max_nodes=60"):
+        explorer(mlp_loss())
