@@ -35,7 +35,33 @@ def test_library_steps_and_small_workloads_run():
     # the compiled and batched paths start from the same model: the same first loss
     assert bench.autodiff_compiled_step()() == pytest.approx(first, rel=1e-12)
     assert bench.autodiff_batched_step()() == pytest.approx(first, rel=1e-12)
+    assert bench.library_epoch(bench.batch_setup(100))().data == first
     assert bench.chain(bench.Value, 1000)() == pytest.approx(1.0, rel=1e-3)
     assert bench.wide(bench.Value, 1000, tree=True)() == 2 * (999 % 7)
     built, after, n = bench.bytes_per_node(bench.Value)
     assert n > 60000 and 0 < built <= after
+
+
+def test_every_timed_path_computes_eagers_gradient():
+    worst = bench.check_gradients()  # raises if any path differs by more than 1e-12
+    assert worst["compiled"] == 0.0  # the engine's own float operations, in its order
+    assert worst["batched"] < 1e-12
+
+
+def test_the_engine_level_loss_traces_to_the_numbers_of_the_epoch():
+    loss, start = bench.engine_loss(2)
+    value, grads = bench.trace_and_compile(2)()
+    xs = [bench.Value(p) for p in start]
+    eager = loss(xs)
+    eager.backward()
+    assert (value, grads) == (eager.data, [x.grad for x in xs])
+    full, _ = bench.engine_loss(100)
+    assert bench.count_nodes(full([bench.Value(p) for p in start])) == 65818
+
+
+def test_the_pytorch_step_computes_the_same_loss_when_torch_is_there():
+    pytest.importorskip("torch")
+    ours = bench.autodiff_batched_step(bench.batch_setup(50))
+    theirs = bench.torch_batched_step(bench.batch_setup(50))
+    for _ in range(3):
+        assert ours() == pytest.approx(theirs(), rel=1e-12)

@@ -238,6 +238,19 @@ def trace(
     names = _check_names(names, len(example_inputs))
     if mode not in ("auto", "lines", "groups"):
         raise ValueError(f"trace: mode must be 'auto', 'lines' or 'groups', got {mode!r}")
+    with gc_paused():  # the graph, the tape and the code hold no cycles: nothing to collect
+        return _compile(f, example_inputs, names, strict, batched, xp, mode)
+
+
+def _compile(
+    f: Callable[[list[Value]], Value],
+    example_inputs: Sequence[Any],
+    names: list[str],
+    strict: bool,
+    batched: bool,
+    xp: Any,
+    mode: str,
+) -> Traced | BatchedTraced:
     tape, _ = _record(f, example_inputs, names, strict)
     n_ops = tape.n_ops
     if batched:

@@ -101,53 +101,44 @@ class GroupedCode:
     # -- the graph to group: chains of + folded -----------------------------------------
 
     def _graph(self) -> None:
-        """The nodes to compute, their arguments (chains folded) and depths, as arrays."""
+        """The nodes to compute and their arguments (chains of + folded), with their depths.
+
+        A folded chain keeps its last node's depth: every node's depth stays above its
+        arguments' (that is all grouping needs), and chains of one shape -- a layer's
+        sums, sample after sample -- share one depth, so they land in one group.
+        """
         np, tape = self.np, self.tape
         ops, args, n = tape.op, tape.args, len(tape.op)
         uses = np.bincount(
             np.fromiter(itertools.chain.from_iterable(args), np.intp), minlength=n
         ).tolist()
-        position = [0] * n  # where Value.backward reaches each node (root: 0)
-        for k, s in enumerate(tape.order):
-            position[s] = k
-        # fold: s = a + b where a is a + used only here: s takes a's terms
-        terms: dict[int, list[int]] = {}
-        keys: dict[int, list[int]] = {}  # per term, where backward reaches its original user
-        absorbed = set()
-        for s in range(tape.n_in, n):
-            if ops[s] != "add":
-                continue
+        where_reached = np.empty(n, dtype=np.intp)  # where Value.backward reaches each node
+        where_reached[np.asarray(tape.order, dtype=np.intp)] = np.arange(len(tape.order))
+        position = where_reached.tolist()
+        # fold: s = a + b where a is a + used only here: s takes a's chain of terms
+        chain_of = [0] * n  # for a + node: 1 + the index of its chain in `chains`
+        chains: list[tuple[list[int], list[int]]] = []  # (terms, where backward reaches each)
+        absorbed = bytearray(n)
+        for s in [s for s in range(tape.n_in, n) if ops[s] == "add"]:
             left, right = args[s]
-            if ops[left] == "add" and uses[left] == 1 and left in terms:
-                chain, where = terms.pop(left), keys.pop(left)
-                absorbed.add(left)
+            c = chain_of[left]
+            if c and uses[left] == 1:
+                chain, where = chains[c - 1]
                 chain.append(right)
                 where.append(position[s])
+                absorbed[left] = 1
+                chain_of[s] = c
             else:
-                chain, where = [left, right], [position[s], position[s]]
-            terms[s], keys[s] = chain, where
-        self.eff_op: list[str] = []
-        self.eff_args: list[tuple[int, ...]] = []
-        self.eff_keys: list[list[int] | None] = []
-        self.eff: list[int] = []  # the tape slot of each node computed
-        depth = list(tape.depth)
-        for s in range(tape.n_in, n):
-            name = ops[s]
-            if not name or s in absorbed:
-                continue
-            folded = terms.get(s)
-            if folded is not None and len(folded) > 2:
-                these: tuple[int, ...] = tuple(folded)
-                self.eff_op.append(_SUM)
-                self.eff_keys.append(keys[s])
-            else:
-                these = args[s]
-                self.eff_op.append(name)
-                self.eff_keys.append(None)
-            self.eff_args.append(these)
-            self.eff.append(s)
-            depth[s] = 1 + max(map(depth.__getitem__, these))
-        self.depth = depth
+                chains.append(([left, right], [position[s], position[s]]))
+                chain_of[s] = len(chains)
+        eff = [s for s in range(tape.n_in, n) if ops[s] and not absorbed[s]]
+        folded = {s: chains[chain_of[s] - 1] for s in eff if chain_of[s]}
+        folded = {s: c for s, c in folded.items() if len(c[0]) > 2}
+        self.eff = eff  # the tape slot of each node computed
+        self.eff_op = [_SUM if s in folded else ops[s] for s in eff]
+        self.eff_args = [tuple(folded[s][0]) if s in folded else args[s] for s in eff]
+        self.eff_keys = [folded[s][1] if s in folded else None for s in eff]
+        self.depth = tape.depth
         self.position = position
 
     # -- forward -----------------------------------------------------------------

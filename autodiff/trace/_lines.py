@@ -236,8 +236,9 @@ class LineCode:
                 terms = []
                 for child, k in tape.users[c]:
                     d, g = local[child][k], grad[child]
-                    if type(d) is float and d in (1.0, -1.0):
-                        terms.append(g if d == 1.0 else -g)
+                    code = d.code if isinstance(d, Sym) else literal(d)
+                    if code in ("1.0", "-1.0"):  # 1.0·g and −1.0·g are g and −g, exactly
+                        terms.append(g if code == "1.0" else -g)
                     else:
                         terms.append(g._operand(d) * g)
                 if len(terms) == 1 and terms[0].code == grad[tape.users[c][0][0]].code:
