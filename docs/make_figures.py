@@ -3,6 +3,10 @@
 * lecture_forward.svg / lecture_backward.svg: the lecture's forward pass u¹ … L
   (L11) for the hand-set network (L6) on the sample x = (1, 0), y = 1, and its
   back-propagation (L12, L13, L16);
+* network_backward.svg: the network `python -m nn.xor` trains, neuron by neuron,
+  with the gradients of one sample's loss;
+* explorer.png: the explorer of the lecture's network at one step of
+  back-propagation, as Chromium shows it (needs Chromium and Playwright);
 * xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
   learns with its defaults;
 * notebook_softplus.png: the notebook's L8-L9 figure (σ, ζ, and ζ's gradient
@@ -18,7 +22,7 @@ import sys
 
 import nbformat
 
-from autodiff.render import backward_graph, forward_graph, save
+from autodiff.render import backward_graph, explorer, forward_graph, save
 from nn import lecture
 from nn.xor import main as xor_main
 
@@ -28,10 +32,33 @@ def lecture_graphs(out: str) -> list[str]:
     W, c, w, b = lecture.parameters()
     f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
     f.L.backward()
+    everything = {"max_nodes": 100, "max_depth": 100}  # all of it: the README has room
     return [
-        save(forward_graph(f.L), os.path.join(out, "lecture_forward.svg")),
-        save(backward_graph(f.L), os.path.join(out, "lecture_backward.svg")),
+        save(forward_graph(f.L, **everything), os.path.join(out, "lecture_forward.svg")),
+        save(backward_graph(f.L, **everything), os.path.join(out, "lecture_backward.svg")),
     ]
+
+
+def explorer_screenshot(out: str, step: int = 36) -> str:
+    """The lecture network's explorer at one backward step, screenshot in Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    W, c, w, b = lecture.parameters()
+    f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
+    page_file = os.path.join(out, ".explorer.html")
+    explorer(f.L, page_file, title="The lecture's network, x = (1, 0), y = 1")
+    path = os.path.join(out, "explorer.png")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = browser.new_page(viewport={"width": 1400, "height": 640})
+        page.goto(f"file://{os.path.abspath(page_file)}")
+        page.evaluate(f"window.explorer.go({step})")
+        page.screenshot(path=path)
+        browser.close()
+    os.remove(page_file)
+    return path
 
 
 def notebook_figure(out: str, marker: str = "softplus ζ(r) ≈ max(0, r)") -> str:
@@ -54,13 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    written = [*lecture_graphs(args.out), notebook_figure(args.out)]
+    written = [*lecture_graphs(args.out), notebook_figure(args.out), explorer_screenshot(args.out)]
     tmp = os.path.join(args.out, ".xor")
     xor_main(["--out", tmp])
     for name in ("decision_boundary.png", "feature_space.png"):
         target = os.path.join(args.out, f"xor_{name}")
         os.replace(os.path.join(tmp, name), target)
         written.append(target)
+    target = os.path.join(args.out, "network_backward.svg")
+    os.replace(os.path.join(tmp, "network_backward.svg"), target)
+    written.append(target)
     for name in os.listdir(tmp):
         os.remove(os.path.join(tmp, name))
     os.rmdir(tmp)

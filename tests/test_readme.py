@@ -17,7 +17,8 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_readme_example_runs(index, capsys):
+def test_readme_example_runs(index, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write their pictures where they run
     exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
 
 
@@ -29,8 +30,54 @@ def test_quick_start_is_what_ci_runs():
 
 
 def test_readme_figures_exist():
-    for path in re.findall(r"\]\((docs/[^)]+)\)", README):
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert len(figures) >= 7
+    for path in figures:
         assert (ROOT / path).stat().st_size > 1000, path
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'(?:href|src)="([^"]+)"', text)
+
+
+def _documents() -> dict[pathlib.Path, str]:
+    """Every document a reader of a clone opens: markdown files and the notebook's prose."""
+    import json
+
+    docs = {p: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", ROOT / "CHANGELOG.md"]}
+    docs.update({p: p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md")})
+    nb = ROOT / "notebooks" / "lecture.ipynb"
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    docs[nb] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return docs
+
+
+def test_every_link_resolves_inside_a_clone():
+    checked = 0
+    for path, text in _documents().items():
+        assert "shared/lecture" not in text, path  # the lecture's own folder is not in a clone
+        for link in _links(text):
+            assert "://" not in link, f"{path.name} links outside the repository: {link}"
+            target = (path.parent / link.split("#")[0]).resolve()
+            assert target.is_relative_to(ROOT), f"{path.name}: {link} leaves the repository"
+            assert target.exists(), f"{path.name}: {link} does not exist"
+            checked += 1
+    assert checked >= 15
+
+
+def test_the_first_screen_shows_how_to_draw_a_graph():
+    first = "\n".join(README.splitlines()[:45])
+    for name in ("forward_graph", "backward_graph", "save(", "explorer("):
+        assert name in first, name
+
+
+def test_the_main_job_listing_is_what_it_prints(tmp_path, capsys, monkeypatch):
+    from nn.xor import main
+
+    listing = re.search(r"\$ python -m nn.xor\n.*?\n(.*?)```", README, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--out", "xor-out"]) == 0
+    assert capsys.readouterr().out == listing
 
 
 def test_the_rule_excerpt_is_verbatim_from_rules_py():

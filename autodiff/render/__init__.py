@@ -8,7 +8,7 @@
   that grad(parent) = Σ local × grad(child) can be checked by eye.
 * :func:`explorer`: one HTML file stepping through the forward pass and then
   back-propagation, edge by edge, with the chain rule's numbers (see
-  :mod:`autodiff.render.explorer`).
+  :mod:`autodiff.render._explorer`).
 
 Both graphs are :class:`graphviz.Digraph` objects: ``.source`` is the DOT text
 (always available), Jupyter shows them inline, and :func:`save` writes SVG or PNG.
@@ -50,7 +50,7 @@ from autodiff.functional import adjoints
 from autodiff.rules import RULES
 
 if TYPE_CHECKING:
-    from autodiff.render.explorer import Explorer
+    from autodiff.render._explorer import Explorer
 
 __all__ = [
     "DEFAULT_MAX_NODES",
@@ -397,7 +397,7 @@ def explorer(
     title: str | None = None,
 ) -> Explorer:
     """Step through the forward and backward passes of `root` in a browser: an HTML page
-    (see :mod:`autodiff.render.explorer`); written to `path` when one is given."""
-    from autodiff.render.explorer import explorer as _explorer
+    (see :mod:`autodiff.render._explorer`); written to `path` when one is given."""
+    from autodiff.render._explorer import explorer as _explorer
 
     return _explorer(root, path, max_nodes=max_nodes, title=title)
