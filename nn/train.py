@@ -87,6 +87,7 @@ def compile_batch_step(
     opt: Optimizer,
     *,
     xp: Any = None,
+    device: Any = None,
 ) -> Callable[[], float]:
     """A training step that runs one sample's traced loss over the whole batch at once.
 
@@ -99,7 +100,7 @@ def compile_batch_step(
     ``BatchedTraced.mean_value_and_grad``), sets each parameter's ``.grad`` and
     calls ``opt.step()``. Returns the mean loss as a float. The batch is held as
     arrays of the namespace `xp` (numpy by default; a torch or cupy namespace runs
-    it there).
+    it there), on `device` (a GPU, for one) when given.
     """
     params = model.parameters()
     n = len(params)
@@ -118,8 +119,9 @@ def compile_batch_step(
         traced = trace(loss_of, example, batched=True, xp=xp)
     if xp is None:
         import numpy as xp
-    columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64) for k in range(d)]
-    columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64))
+    kw = {} if device is None else {"device": device}
+    columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64, **kw) for k in range(d)]
+    columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw))
 
     def step() -> float:
         loss, grads = traced.mean_value_and_grad([*(p._data for p in params), *columns])

@@ -282,11 +282,13 @@ class BatchedTraced:
                 return run(False)
 
     def _check_values(self, values: Any, args: list[Any], size: int, xp: Any) -> None:
-        if self._np_like(xp):
+        if self._np_like(xp) or not hasattr(values, "shape"):
             return  # numpy raised already
-        bad = _to_list(~xp.isfinite(values), xp) if hasattr(values, "shape") else []
-        if any(bad):
-            self._replay(args, size, xp, [k for k, b in enumerate(bad) if b])
+        finite = xp.isfinite(values)
+        if bool(xp.all(finite)):  # one number from the device, not one per sample
+            return
+        bad = _to_list(~finite, xp)
+        self._replay(args, size, xp, [k for k, b in enumerate(bad) if b])
 
     def __call__(self, xs: Sequence[Any]) -> Any:
         """f for every sample: an array."""
@@ -310,8 +312,9 @@ class BatchedTraced:
         value = _broadcast(xp, value, size, args)
         self._check_values(value, args, size, xp)
         grads = [_broadcast(xp, g, size, args) for g in grads]
-        bad = _to_list(~xp.isfinite(value), xp)
-        if any(bad):  # a NaN or inf sample: recompute it exactly, one number at a time
+        finite = xp.isfinite(value)
+        if not bool(xp.all(finite)):  # a NaN or inf sample: recompute it exactly, by itself
+            bad = _to_list(~finite, xp)
             value, grads = self._exact(xp, args, value, grads, [k for k, b in enumerate(bad) if b])
         return value, grads
 

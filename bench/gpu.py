@@ -1,0 +1,143 @@
+"""The batched moons step on the best device present, against PyTorch's own autograd there.
+
+    python bench/gpu.py [--batch 1000000] [--steps 20]
+
+The step of bench/run.py's batched row -- MLP 2-16-16-1, ReLU, hinge loss + 1e-4·L2,
+an SGD update, float64 -- at batch 10⁶ (and 10⁷ on a GPU): autodiff's trace of one
+sample's loss run on PyTorch tensors through the array API, with the layers found
+(``BatchedTraced.mean_value_and_grad``), beside the same step written in PyTorch.
+Both start from the same weights; their losses are checked equal before timing.
+Prints the device, ms per step (median) for each, and the ratio. Needs PyTorch; on a
+machine without a GPU it runs on the CPU and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    sys.exit("bench/gpu.py needs PyTorch: pip install torch==2.13.0")
+
+import array_api_compat
+
+import autodiff
+from autodiff import Value
+from nn import optim
+from nn.module import MLP
+
+SIZES = [2, 16, 16, 1]
+
+
+def moons_tensors(n: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` noisy moons samples (as nn.data.moons draws them, vectorised), labels ±1."""
+    g = torch.Generator().manual_seed(0)
+    upper = (n + 1) // 2
+    t_up = torch.linspace(0, math.pi, upper, dtype=torch.float64)
+    t_lo = torch.linspace(0, math.pi, n - upper, dtype=torch.float64)
+    x = torch.cat([torch.cos(t_up), 1 - torch.cos(t_lo)])
+    y = torch.cat([torch.sin(t_up), 0.5 - torch.sin(t_lo)])
+    pts = torch.stack([x, y], 1) + 0.1 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    labels = torch.cat([-torch.ones(upper), torch.ones(n - upper)]).to(torch.float64)
+    return pts.to(device), labels.to(device)
+
+
+def ours(X: torch.Tensor, Y: torch.Tensor) -> tuple[Callable[[], float], MLP]:
+    """autodiff: one sample's loss traced once, run on the tensors with the layers found."""
+    model = MLP(2, SIZES[1:], activation="relu", output_activation="linear", seed=1)
+    opt = optim.SGD(model.parameters(), lr=0.5)
+    params = model.parameters()
+    n = len(params)
+
+    def sample_loss(v: list[Value]) -> Value:  # the parameters, then x₁, x₂ and y
+        with model.bound(v[:n]):
+            ps = model.parameters()
+            return (1 - v[n + 2] * model(v[n : n + 2])).relu() + 1e-4 * autodiff.dot(ps, ps)
+
+    xp = array_api_compat.array_namespace(X)
+    example = [p.data for p in params] + [0.0, 0.0, 1.0]
+    traced = autodiff.trace(sample_loss, example, batched=True, xp=xp)
+    columns = [X[:, 0].contiguous(), X[:, 1].contiguous(), Y]
+
+    def run() -> float:
+        loss, grads = traced.mean_value_and_grad([*(p._data for p in params), *columns])
+        for p, g in zip(params, grads[:n]):
+            p.grad = g
+        opt.step()
+        return loss
+
+    return run, model
+
+
+def theirs(X: torch.Tensor, Y: torch.Tensor, model: MLP, device: str) -> Callable[[], float]:
+    tensors = []
+    for layer in model.layers:
+        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64)
+        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64)
+        tensors += [W.T.contiguous().to(device).requires_grad_(), b.to(device).requires_grad_()]
+
+    def run() -> float:
+        h = X
+        for i in range(0, len(tensors), 2):
+            h = h @ tensors[i] + tensors[i + 1]
+            if i + 2 < len(tensors):
+                h = torch.relu(h)
+        loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * sum((t * t).sum() for t in tensors)
+        grads = torch.autograd.grad(loss, tensors)
+        with torch.no_grad():
+            for t, g in zip(tensors, grads):
+                t -= 0.5 * g
+        return float(loss.detach())
+
+    return run
+
+
+def timed(fn: Callable[[], float], steps: int, device: str) -> list[float]:
+    out = []
+    for _ in range(steps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="*", default=None)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU (no GPU on this machine)"
+    batches = args.batch or ([10**6, 10**7] if device == "cuda" else [10**6])
+    print(f"device: {name}; torch {torch.__version__}; float64; MLP 2-16-16-1, hinge + L2, SGD")
+    if device == "cpu":
+        print("no GPU here: the same script measures the CPU, and says so")
+    for n in batches:
+        X, Y = moons_tensors(n, device)
+        mine, model = ours(X, Y)
+        reference = theirs(X, Y, model, device)
+        a, b = mine(), reference()  # same start, first step: same loss
+        assert abs(a - b) <= 1e-10 * abs(b), f"losses differ: {a} vs {b}"
+        for _ in range(3):  # warm up (CUDA kernels, allocators)
+            mine(), reference()
+        t_ours = statistics.median(timed(mine, args.steps, device)) * 1e3
+        t_torch = statistics.median(timed(reference, args.steps, device)) * 1e3
+        print(
+            f"batch {n:.0e}: autodiff {t_ours:.2f} ms/step, PyTorch autograd {t_torch:.2f} "
+            f"ms/step: {t_ours / t_torch:.2f}× PyTorch's time (losses equal: {a:.12g})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
