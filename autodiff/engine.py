@@ -60,9 +60,24 @@ Number = int | float
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Grad mode, per thread and per asyncio task: one ContextVar read per new node.
-_grad_mode: ContextVar[bool] = ContextVar("autodiff grad mode", default=True)
-_recording = _grad_mode.get
+# Grad mode, per thread and per asyncio task. The ContextVar holds this context's
+# innermost no_grad/enable_grad block; a block applies while it is active (inside its
+# `with`), and one that has exited -- seen by an asyncio task made inside it -- gives
+# way to the block it was in. `_blocks` counts the active blocks in all threads: when it
+# is 0, which is the common case, every context records, and a new node costs one
+# global read to know it.
+_grad_block: ContextVar[Any] = ContextVar("autodiff grad mode", default=None)
+_blocks = 0
+_blocks_lock = threading.Lock()
+
+
+def _recording() -> bool:
+    """This context's grad mode (called only while some block is active somewhere)."""
+    block = _grad_block.get()
+    while block is not None and not block.active:
+        block = block.prev
+    return block is None or block.mode  # type: ignore[no-any-return]
+
 
 # autodiff.trace watches the traced function through these hooks. `_observers`
 # counts the traces running in any thread (so that, when it is 0, every hook
@@ -77,7 +92,17 @@ _backward_lock = threading.Lock()
 
 def is_grad_enabled() -> bool:
     """True unless inside :class:`no_grad` (in this thread or asyncio task)."""
-    return _grad_mode.get()
+    return not _blocks or _recording()
+
+
+class _Block:
+    """One no_grad/enable_grad block as entered: its mode, whether it is still in its
+    `with`, and the block it was entered in."""
+
+    __slots__ = ("mode", "active", "prev")
+
+    def __init__(self, mode: bool, prev: _Block | None) -> None:
+        self.mode, self.active, self.prev = mode, True, prev
 
 
 class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
@@ -90,7 +115,7 @@ class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
     threads keep recording. One object serves one ``with`` block at a time.
     """
 
-    __slots__ = ("_token",)
+    __slots__ = ("_token", "_block")
     _mode = False
 
     def __new__(cls, func: Callable[..., Any] | None = None) -> Any:
@@ -99,15 +124,20 @@ class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
         return super().__new__(cls)
 
     def __init__(self, func: Callable[..., Any] | None = None) -> None:
-        self._token: Token[bool] | None = None
+        self._token: Token[Any] | None = None
+        self._block: _Block | None = None
 
     def __enter__(self) -> no_grad:
+        global _blocks
         if self._token is not None:
             raise RuntimeError(
                 f"{type(self).__name__}: this object is already in use; "
                 f"write `with {type(self).__name__}():` for each block"
             )
-        self._token = _grad_mode.set(self._mode)
+        self._block = _Block(self._mode, _grad_block.get())
+        self._token = _grad_block.set(self._block)
+        with _blocks_lock:
+            _blocks += 1
         return self
 
     def __exit__(
@@ -116,8 +146,12 @@ class no_grad:  # noqa: N801 -- named like PyTorch's, which users know
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        global _blocks
         token, self._token = self._token, None
-        _grad_mode.reset(token)  # type: ignore[arg-type]
+        self._block.active = False  # type: ignore[union-attr]
+        with _blocks_lock:
+            _blocks -= 1
+        _grad_block.reset(token)  # type: ignore[arg-type]
 
     def __call__(self, func: F) -> F:
         """Decorate `func` (``@no_grad()``): it runs with the mode set, in its own block."""
@@ -310,7 +344,7 @@ class Value:
         v.grad = 0.0
         v._label = ""
         v._uses = 0
-        if _recording():
+        if not _blocks or _recording():
             v.op = "add"
             v._p0 = self
             v._p1 = other  # type: ignore[assignment]
@@ -343,7 +377,7 @@ class Value:
         v.grad = 0.0
         v._label = ""
         v._uses = 0
-        if _recording():
+        if not _blocks or _recording():
             v.op = "mul"
             v._p0 = self
             v._p1 = other  # type: ignore[assignment]
@@ -416,7 +450,7 @@ class Value:
         other = e if type(e) is Value else _lift(e, _POW)
         a, b = self._data, other._data  # type: ignore[union-attr]
         out = pow_ieee(a, b)
-        if not _recording():
+        if _blocks and not _recording():
             return _leaf(out)
         return _node(out, "pow", self, other, *_POW.local(a, b, out))  # type: ignore[arg-type]
 
@@ -600,7 +634,7 @@ def _lift(x: object, rule: Rule) -> Value:
 def _apply1(rule: Rule, a: Value) -> Value:
     x = a._data
     out = rule.forward(x)  # no unary op overflows without raising: see rules.UNCHECKED_OVERFLOW
-    if not _recording():
+    if _blocks and not _recording():
         v = _leaf(out)
         if _observers:
             _note_unrecorded(v, (a,))
@@ -616,7 +650,7 @@ def _apply2(rule: Rule, a: object, b: object) -> Value:
     out = rule.forward(x, y)
     if out - out:
         overflow(rule.name, rule.symbol, (x, y), out)
-    if not _recording():
+    if _blocks and not _recording():
         v = _leaf(out)
         if _observers:
             _note_unrecorded(v, (a, b))  # type: ignore[arg-type]
@@ -644,7 +678,7 @@ def dot(
     )
     data = [a._data for a in args]
     out = rule.forward(*data)
-    if not _recording():
+    if _blocks and not _recording():
         v = _leaf(out)
         if _observers:
             _note_unrecorded(v, args)

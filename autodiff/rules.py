@@ -42,6 +42,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -143,6 +144,11 @@ def _odd(e: float) -> bool:
     return e.is_integer() and e % 2.0 == 1.0
 
 
+def _relu_float(x: float) -> float:
+    """max(0, x), with relu(−0.0) = 0.0 and relu(nan) = nan."""
+    return x if x > 0.0 else (0.0 if x <= 0.0 else x)
+
+
 def _exp_float(x: float) -> float:
     try:
         return math.exp(x)
@@ -189,12 +195,23 @@ def _pow_float(a: float, b: float) -> float:
         raise  # pragma: no cover - overflow() raised
 
 
+def _left_fold(terms: Any, start: float) -> float:
+    """start + t₁ + t₂ + …, each addition rounded, left to right: a chain of +."""
+    return reduce(operator.add, terms, start)
+
+
+#: The sum of floats that rounds as a chain of + does. Up to Python 3.11 that is sum()
+#: (a C loop); from 3.12 sum() of floats is compensated -- more accurate, and so not the
+#: chain's rounding -- and the explicit left fold is used. The numbers are the same on
+#: every version; only the speed differs.
+fold: Any = sum if sys.version_info < (3, 12) else _left_fold
+
+
 def _dot_float(b: float, *wx: float) -> float:
-    # b + Σ wᵢxᵢ, the inputs being (b, w₁ … wₙ, x₁ … xₙ). A left fold: exactly the
-    # rounding of the chain b + w₁x₁ + … it replaces, on every Python (3.12's sum()
-    # of floats is compensated, so it is not used here).
+    # b + Σ wᵢxᵢ, the inputs being (b, w₁ … wₙ, x₁ … xₙ): the rounding of the chain
+    # b + w₁x₁ + … it replaces (see `fold`)
     n = len(wx) // 2
-    out = reduce(operator.add, map(operator.mul, wx[:n], wx[n:]), b)
+    out = fold(map(operator.mul, wx[:n], wx[n:]), b)
     if out - out:
         overflow("dot", "Σ", (b, *wx), out)
     return out
@@ -240,8 +257,12 @@ def select(x: Num, neg: Num, zero: Num, pos: Num) -> Num:
     Reading the data is a decision, which :func:`autodiff.trace` refuses to
     freeze. A trace symbol calls the rule's function at run time.
     """
-    if type(x) is float:
-        return select_float(x, neg, zero, pos)
+    if type(x) is float:  # select_float, inline: relu's derivative is on the hot path
+        if x > 0.0:
+            return pos
+        if x < 0.0:
+            return neg
+        return zero if x == 0.0 else _NAN
     return x._select(neg, zero, pos)
 
 
@@ -326,12 +347,7 @@ RULES: dict[str, Rule] = {
         Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),)),
         Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),)),
         # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
-        Rule(
-            "relu",
-            "relu",
-            lambda a: select(a, 0.0, 0.0, a),
-            lambda a, out: (select(a, 0.0, 0.0, 1.0),),
-        ),
+        Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),)),
         Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
     )
 }
