@@ -99,6 +99,9 @@ def _registrable(value: object) -> bool:
     return isinstance(value, (list, tuple)) and any(isinstance(v, (Value, Module)) for v in value)
 
 
+_JUST_VALUES = {Value}
+
+
 class LoadResult(NamedTuple):
     """What ``load_state_dict(..., strict=False)`` did not match."""
 
@@ -170,8 +173,27 @@ class Module:
                     stack.append((name + ".", v))
 
     def parameters(self) -> list[Value]:
-        """Every trainable Value of this module, each once, in a fixed order."""
-        return [p for _, p in self.named_parameters()]
+        """Every trainable Value of this module, each once, in a fixed order.
+
+        The order of ``named_parameters()``, found without making the names: a
+        training loop asks for the parameters at every step (``zero_grad``).
+        """
+        out: list[Value] = []
+        stack: list[Any] = [self]
+        while stack:  # iterative, in assignment order
+            obj = stack.pop()
+            if isinstance(obj, Module):
+                d = obj.__dict__
+                stack.extend(reversed([d[name] for name in d.get("_registered", ())]))
+            elif isinstance(obj, Value):
+                out.append(obj)
+            elif set(map(type, obj)) == _JUST_VALUES:  # a list of Values: all at once
+                out.extend(obj)
+            else:
+                stack.extend(
+                    v for v in reversed(obj) if isinstance(v, (Value, Module, list, tuple))
+                )
+        return list(dict.fromkeys(out))  # a tied weight once, where it is first found
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0 (before the next backward pass)."""

@@ -433,3 +433,15 @@ def test_batched_on_pytorch_tensors_when_installed():
     mean, mgrads = traced.mean_value_and_grad([x, 2.0])
     assert mean == pytest.approx(float(values.mean()), **CLOSE)
     assert mgrads[1] == pytest.approx(float(grads[1].mean()), **CLOSE)
+
+
+def test_auto_mode_groups_wide_graphs_and_keeps_deep_chains_straight():
+    def chain(v):
+        y = v[0]
+        for i in range(3000):
+            y = (y * 1.0001).tanh() if i % 2 else y + v[1]
+        return y
+
+    deep = trace(chain, [0.5, 0.1])
+    assert deep.mode == "lines" and deep.n_nodes > 2000  # one node a depth: no groups
+    assert_same(deep, chain, [0.25, 0.2])

@@ -11,9 +11,11 @@ Two kinds of code, chosen by the graph's size (``mode=``):
 * ``"lines"`` (up to :data:`LINES_MAX` operations): straight-line Python, one
   line per operation, generated from the rule table (:mod:`._lines`) -- the
   code to read next to the lecture's equations;
-* ``"groups"`` (larger graphs): one numpy statement per group of operations of
-  one kind at one depth (:mod:`._grouped`), so that building and compiling it
-  is linear in the graph, whatever its size.
+* ``"groups"`` (larger graphs that are wide: at least :data:`GROUP_WIDTH`
+  operations a depth on average): one numpy statement per group of operations
+  of one kind at one depth (:mod:`._grouped`), so that building and compiling
+  it is linear in the graph, whatever its size. A deep, narrow graph (a long
+  chain) stays straight-line code, which is linear too.
 
 ``trace(..., batched=True)`` traces one sample and runs the code on arrays, a
 whole batch at once, on numpy or any array library (:mod:`._batched`).
@@ -50,7 +52,15 @@ from autodiff.trace._lines import LineCode
 from autodiff.trace._tape import Tape
 from autodiff.trace._watch import TraceError, TraceWarning, Watch, describe
 
-__all__ = ["LINES_MAX", "BatchedTraced", "TraceError", "TraceWarning", "Traced", "trace"]
+__all__ = [
+    "GROUP_WIDTH",
+    "LINES_MAX",
+    "BatchedTraced",
+    "TraceError",
+    "TraceWarning",
+    "Traced",
+    "trace",
+]
 
 #: Graphs with more operations than this get grouped code (see the module docstring).
 LINES_MAX = 2000
@@ -120,6 +130,17 @@ class Traced:
 
     def __repr__(self) -> str:
         return f"<Traced: {self.n_inputs} inputs, {self.n_nodes} operations, {self.mode}>"
+
+
+#: Grouped code pays off when a depth holds at least this many operations on average.
+GROUP_WIDTH = 8
+
+
+def _wide(tape: Tape) -> bool:
+    """Whether the graph is wide enough for grouped code (a deep chain is not: one node a
+    depth makes one numpy statement a node)."""
+    depths = {d for d, o in zip(tape.depth, tape.op) if o}
+    return tape.n_ops >= GROUP_WIDTH * len(depths)
 
 
 def _check_names(names: Sequence[str] | None, n: int) -> list[str]:
@@ -229,7 +250,8 @@ def trace(
             that of the arrays given at each call.
         strict: refuse (TraceError) what a trace cannot replay -- see the module
             docstring; False turns each refusal into a TraceWarning.
-        mode: "lines", "groups" or "auto" (lines up to LINES_MAX operations).
+        mode: "lines", "groups" or "auto" (groups for graphs of more than LINES_MAX
+            operations that are wide; see the module docstring).
 
     The result evaluates `f` and its gradient at any other n numbers, without
     building Values. The trace pauses the garbage collector while it runs (the
@@ -256,7 +278,7 @@ def _compile(
     if batched:
         return BatchedTraced(tape, names, n_ops, xp)
     if mode == "auto":
-        mode = "lines" if n_ops <= LINES_MAX else "groups"
+        mode = "groups" if n_ops > LINES_MAX and _wide(tape) else "lines"
     if mode == "groups":
         import numpy as np
 
