@@ -40,7 +40,6 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import graphviz
 import graphviz.backend.dot_command
@@ -49,11 +48,9 @@ from autodiff.engine import Value, topological_order
 from autodiff.functional import adjoints
 from autodiff.rules import RULES
 
-if TYPE_CHECKING:
-    from autodiff.render._explorer import Explorer
-
 __all__ = [
     "DEFAULT_MAX_NODES",
+    "Explorer",
     "RendererNotFoundError",
     "backward_graph",
     "explorer",
@@ -389,15 +386,5 @@ def render_bytes(graph: graphviz.Digraph, fmt: str = "svg") -> bytes:
     return run.stdout
 
 
-def explorer(
-    root: Value,
-    path: str | os.PathLike[str] | None = None,
-    *,
-    max_nodes: int | None = None,
-    title: str | None = None,
-) -> Explorer:
-    """Step through the forward and backward passes of `root` in a browser: an HTML page
-    (see :mod:`autodiff.render._explorer`); written to `path` when one is given."""
-    from autodiff.render._explorer import explorer as _explorer
-
-    return _explorer(root, path, max_nodes=max_nodes, title=title)
+# Last, because the explorer builds on everything above (it imports this module).
+from autodiff.render._explorer import Explorer, explorer  # noqa: E402
