@@ -68,33 +68,45 @@ def data() -> tuple[list[list[float]], list[int]]:
 # -- engine level: one model code, either engine's Value ---------------------------------
 
 
+def moons_layers(ps: list[Any]) -> list[tuple[list[list[Any]], list[Any], bool]]:
+    """Cut a flat parameter list into layers (weights by row, then biases, layer by layer):
+    (W, B, relu?) for each layer of SIZES."""
+    it = iter(ps)
+    layers = []
+    for i in range(len(SIZES) - 1):
+        W = [[next(it) for _ in range(SIZES[i])] for _ in range(SIZES[i + 1])]
+        B = [next(it) for _ in range(SIZES[i + 1])]
+        layers.append((W, B, i < len(SIZES) - 2))
+    return layers
+
+
+def moons_loss(V: Any, ps: list[Any], xs: list[list[float]], ys: list[int]) -> Any:
+    """The moons loss written once against a Value class: mean hinge loss of the MLP whose
+    parameters are `ps`, plus an L2 penalty."""
+    layers = moons_layers(ps)
+    scores = []
+    for x in xs:
+        h = [V(x[0]), V(x[1])]
+        for W, B, relu in layers:
+            h = [sum((w * hi for w, hi in zip(row, h)), b) for row, b in zip(W, B)]
+            if relu:
+                h = [v.relu() for v in h]
+        scores.append(h[0])
+    data_loss = sum((1 + -y * s).relu() for y, s in zip(ys, scores)) * (1.0 / len(ys))
+    return data_loss + 1e-4 * sum(p * p for p in ps)
+
+
 def moons_model(V: Any, seed: int = 1) -> tuple[Callable[[], Any], list[Any]]:
-    """The moons model written once against a Value class: (forward → total loss, params)."""
+    """The moons model on either engine: (forward → total loss, params); weights uniform in
+    [-1, 1], biases 0."""
     rng = random.Random(seed)
-    layers = [
-        (
-            [[V(rng.uniform(-1, 1)) for _ in range(SIZES[i])] for _ in range(SIZES[i + 1])],
-            [V(0.0) for _ in range(SIZES[i + 1])],
-            i < len(SIZES) - 2,
-        )
-        for i in range(len(SIZES) - 1)
+    params = [
+        p
+        for a, b in itertools.pairwise(SIZES)
+        for p in [*(V(rng.uniform(-1, 1)) for _ in range(a * b)), *(V(0.0) for _ in range(b))]
     ]
-    params = [p for W, B, _ in layers for p in [*(w for row in W for w in row), *B]]
     xs, ys = data()
-
-    def forward() -> Any:
-        scores = []
-        for x in xs:
-            h = [V(x[0]), V(x[1])]
-            for W, B, relu in layers:
-                h = [sum((w * hi for w, hi in zip(row, h)), b) for row, b in zip(W, B)]
-                if relu:
-                    h = [v.relu() for v in h]
-            scores.append(h[0])
-        data_loss = sum((1 + -y * s).relu() for y, s in zip(ys, scores)) * (1.0 / len(ys))
-        return data_loss + 1e-4 * sum(p * p for p in params)
-
-    return forward, params
+    return (lambda: moons_loss(V, params, xs, ys)), params
 
 
 def engine_epoch(V: Any) -> Callable[[], Any]:
@@ -238,22 +250,7 @@ def engine_loss(n_samples: int) -> tuple[Callable[[list[Value]], Value], list[fl
     ]
 
     def loss(ps: list[Value]) -> Value:
-        it = iter(ps)
-        layers = []
-        for i in range(len(SIZES) - 1):
-            W = [[next(it) for _ in range(SIZES[i])] for _ in range(SIZES[i + 1])]
-            B = [next(it) for _ in range(SIZES[i + 1])]
-            layers.append((W, B, i < len(SIZES) - 2))
-        scores = []
-        for x in xs:
-            h = [Value(x[0]), Value(x[1])]
-            for W, B, relu in layers:
-                h = [sum((w * hi for w, hi in zip(row, h)), b) for row, b in zip(W, B)]
-                if relu:
-                    h = [v.relu() for v in h]
-            scores.append(h[0])
-        data_loss = sum((1 + -y * s_).relu() for y, s_ in zip(ys, scores)) * (1.0 / len(ys))
-        return data_loss + 1e-4 * sum(p * p for p in ps)
+        return moons_loss(Value, ps, xs, ys)
 
     return loss, start
 
