@@ -22,10 +22,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-import graphviz
-
 from autodiff import Value
-from autodiff.render import FONT, _num
+from autodiff.render import FONT, Graph, _num
 from nn.losses import logistic
 from nn.module import MLP
 
@@ -71,7 +69,7 @@ def network_graph(
     y: int | None = None,
     *,
     kind: str = "forward",
-) -> graphviz.Digraph:
+) -> Graph:
     """The neurons of `model` on the sample `x`: outputs (forward) or gradients (backward).
 
     Args:
@@ -110,7 +108,7 @@ def network_graph(
         else f"forward pass for x = ({', '.join(f'{v:g}' for v in x)}): "
         "a neuron shows its output, an edge its weight"
     )
-    g = graphviz.Digraph(
+    g = Graph(
         kind,
         graph_attr={
             "rankdir": "LR",

@@ -10,8 +10,9 @@
   back-propagation, edge by edge, with the chain rule's numbers (see
   :mod:`autodiff.render._explorer`).
 
-Both graphs are :class:`graphviz.Digraph` objects: ``.source`` is the DOT text
-(always available), Jupyter shows them inline, and :func:`save` writes SVG or PNG.
+Both graphs are :class:`Graph` objects (a :class:`graphviz.Digraph` that shows itself
+quietly): ``.source`` is the DOT text (always available), Jupyter shows them inline, and
+:func:`save` writes SVG or PNG.
 
 Readable on any machine. Text is set in Courier (a monospace font every
 renderer has metrics for, and browsers replace with another monospace font of
@@ -51,6 +52,7 @@ from autodiff.rules import RULES
 __all__ = [
     "DEFAULT_MAX_NODES",
     "Explorer",
+    "Graph",
     "RendererNotFoundError",
     "backward_graph",
     "explorer",
@@ -194,8 +196,24 @@ def _kept(
     return kept, {v: f"v{i}" for i, v in enumerate(kept)}, len(order) - len(kept)
 
 
-def _digraph(name: str, rankdir: str, fit: bool = False) -> graphviz.Digraph:
-    g = graphviz.Digraph(
+class Graph(graphviz.Digraph):
+    """A :class:`graphviz.Digraph` that Jupyter shows through :func:`render_bytes`: with the
+    renderer chosen here, and without the renderer's warnings on stderr (a notebook would
+    print them under the picture; Graphviz without fonts warns about every non-ASCII label,
+    which the fixed-size boxes here do not need)."""
+
+    def _repr_image_svg_xml(self) -> str:
+        return render_bytes(self, "svg").decode("utf-8")
+
+    def _repr_image_png(self) -> bytes:
+        return render_bytes(self, "png")
+
+    def _repr_image_jpeg(self) -> bytes:
+        return render_bytes(self, "jpeg")
+
+
+def _digraph(name: str, rankdir: str, fit: bool = False) -> Graph:
+    g = Graph(
         name,
         graph_attr={
             **({"size": f"{SCREEN[0]:g},{SCREEN[1]:g}"} if fit else {}),
@@ -217,9 +235,7 @@ def _digraph(name: str, rankdir: str, fit: bool = False) -> graphviz.Digraph:
     return g
 
 
-def _graph(
-    root: Value, rankdir: str, max_nodes: int, max_depth: int, backward: bool
-) -> graphviz.Digraph:
+def _graph(root: Value, rankdir: str, max_nodes: int, max_depth: int, backward: bool) -> Graph:
     """The shared layout of both graphs: boxes, operation circles, and their edges."""
     kept, ids, hidden = _kept(root, max_nodes, max_depth)
     name = "backward" if backward else "forward"
@@ -277,7 +293,7 @@ def forward_graph(
     *,
     max_nodes: int | None = None,
     max_depth: int | None = None,
-) -> graphviz.Digraph:
+) -> Graph:
     """The forward pass that computed `root`: each Value's label and data, and each operation.
 
     Args:
@@ -299,7 +315,7 @@ def backward_graph(
     *,
     max_nodes: int | None = None,
     max_depth: int | None = None,
-) -> graphviz.Digraph:
+) -> Graph:
     """Back-propagation from `root`: each Value's gradient, each edge's local derivative.
 
     The layout is the forward graph's; the arrows point from `root` back towards
