@@ -98,8 +98,11 @@ class Traced:
         if fn is None:
             src = getattr(self._code, f"{name}_source")()
             namespace = dict(self._code.namespace)
-            exec(compile(src, f"<autodiff.trace {name}>", "exec"), namespace)
-            fn = self._compiled[name] = namespace[name]
+            with gc_paused():  # compile() makes many objects and no cycles
+                exec(compile(src, f"<autodiff.trace {name}>", "exec"), namespace)
+            # Out of its own globals: a function in the dict it reads its globals from is a
+            # reference cycle, which would keep the tape alive until the collector ran.
+            fn = self._compiled[name] = namespace.pop(name)
         return fn
 
     def _floats(self, xs: Sequence[Any]) -> list[float]:

@@ -240,7 +240,7 @@ class BatchedTraced:
             for name in ("forward", "value_and_grad"):
                 src = getattr(code, f"{name}_source")()
                 exec(compile(src, f"<autodiff.trace batched {name}>", "exec"), namespace)
-                fns[name] = namespace[name]  # type: ignore[assignment]
+                fns[name] = namespace.pop(name)  # type: ignore[assignment]  # (no cycle)
             prog = self._programs[key] = (code, fns)
         return prog  # type: ignore[no-any-return]
 
@@ -457,7 +457,8 @@ class MeanCode:
         self._emit()
         self.source = self._source()
         exec(compile(self.source, "<autodiff.trace mean>", "exec"), self.namespace)
-        self._fn: Callable[..., Any] = self.namespace["mean_value_and_grad"]  # type: ignore[assignment]
+        # popped from its own globals, as in Traced._function: no reference cycle
+        self._fn: Callable[..., Any] = self.namespace.pop("mean_value_and_grad")  # type: ignore[assignment]
 
     # -- finding the layers -----------------------------------------------------------
 
