@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover
     sys.exit("bench/gpu.py needs PyTorch: pip install torch==2.13.0")
 
 import array_api_compat
+from torch_reference import hinge_sgd_step  # beside this file
 
 import autodiff
 from autodiff import Value
@@ -75,29 +76,6 @@ def ours(X: torch.Tensor, Y: torch.Tensor) -> tuple[Callable[[], float], MLP]:
     return run, model
 
 
-def theirs(X: torch.Tensor, Y: torch.Tensor, model: MLP, device: str) -> Callable[[], float]:
-    tensors = []
-    for layer in model.layers:
-        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64)
-        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64)
-        tensors += [W.T.contiguous().to(device).requires_grad_(), b.to(device).requires_grad_()]
-
-    def run() -> float:
-        h = X
-        for i in range(0, len(tensors), 2):
-            h = h @ tensors[i] + tensors[i + 1]
-            if i + 2 < len(tensors):
-                h = torch.relu(h)
-        loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * sum((t * t).sum() for t in tensors)
-        grads = torch.autograd.grad(loss, tensors)
-        with torch.no_grad():
-            for t, g in zip(tensors, grads):
-                t -= 0.5 * g
-        return float(loss.detach())
-
-    return run
-
-
 def timed(fn: Callable[[], float], steps: int, device: str) -> list[float]:
     out = []
     for _ in range(steps):
@@ -125,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in batches:
         X, Y = moons_tensors(n, device)
         mine, model = ours(X, Y)
-        reference = theirs(X, Y, model, device)
+        reference = hinge_sgd_step(model, X, Y, lr=0.5)
         a, b = mine(), reference()  # same start, first step: same loss
         assert abs(a - b) <= 1e-10 * abs(b), f"losses differ: {a} vs {b}"
         for _ in range(3):  # warm up (CUDA kernels, allocators)

@@ -56,6 +56,8 @@ except ImportError:  # pragma: no cover
     sys.exit('micrograd is needed: pip install -e ".[bench]"')
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(ROOT / "bench") not in sys.path:  # torch_reference.py, beside this file, when imported
+    sys.path.insert(0, str(ROOT / "bench"))
 SIZES = [2, 16, 16, 1]
 
 
@@ -272,31 +274,12 @@ def torch_batched_step(setup: Setup) -> Callable[[], float] | None:
         import torch
     except ImportError:
         return None
+    from torch_reference import hinge_sgd_step
+
     model, _params, opt, xs, ys = setup
-    tensors = []
-    for layer in model.layers:
-        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64)
-        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64)
-        tensors += [W.T.contiguous().requires_grad_(), b.requires_grad_()]
     X = torch.tensor(xs, dtype=torch.float64)
     Y = torch.tensor(ys, dtype=torch.float64)
-    lr = opt.lr
-
-    def step() -> float:
-        h = X
-        for i in range(0, len(tensors), 2):
-            h = h @ tensors[i] + tensors[i + 1]
-            if i + 2 < len(tensors):
-                h = torch.relu(h)
-        l2 = sum((t * t).sum() for t in tensors)
-        loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * l2
-        grads = torch.autograd.grad(loss, tensors)
-        with torch.no_grad():
-            for t, g in zip(tensors, grads):
-                t -= lr * g
-        return float(loss.detach())
-
-    return step
+    return hinge_sgd_step(model, X, Y, opt.lr)
 
 
 def batch_setup(n: int, sizes: list[int] = SIZES) -> Setup:

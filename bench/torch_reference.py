@@ -1,0 +1,40 @@
+"""The bench's PyTorch reference: the batched moons step written in PyTorch.
+
+Shared by ``bench/run.py`` (CPU rows) and ``bench/gpu.py`` (the best device present), so that
+both compare autodiff with the same PyTorch code: the model's layers as float64 tensors, ReLU,
+mean hinge loss + 1e-4·L2 over every weight and bias, ``torch.autograd.grad``, an SGD update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from nn.module import MLP
+
+
+def hinge_sgd_step(model: MLP, X: torch.Tensor, Y: torch.Tensor, lr: float) -> Callable[[], float]:
+    """One full-batch step on (X, Y) from `model`'s current weights, on X's device; returns the
+    loss before the update, as the engine's steps do."""
+    tensors = []
+    for layer in model.layers:
+        W = torch.tensor([[w.data for w in n.w] for n in layer.neurons], dtype=torch.float64)
+        b = torch.tensor([n.b.data for n in layer.neurons], dtype=torch.float64)
+        tensors += [W.T.contiguous().to(X.device).requires_grad_(), b.to(X.device).requires_grad_()]
+
+    def step() -> float:
+        h = X
+        for i in range(0, len(tensors), 2):
+            h = h @ tensors[i] + tensors[i + 1]
+            if i + 2 < len(tensors):
+                h = torch.relu(h)
+        l2 = sum((t * t).sum() for t in tensors)
+        loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * l2
+        grads = torch.autograd.grad(loss, tensors)
+        with torch.no_grad():
+            for t, g in zip(tensors, grads):
+                t -= lr * g
+        return float(loss.detach())
+
+    return step
