@@ -23,7 +23,9 @@ import itertools
 from collections.abc import Sequence
 
 from autodiff import Value
-from autodiff.render import FONT, Graph, _num
+from autodiff.functional import adjoints
+from autodiff.render import Graph
+from autodiff.render.style import FONT, number
 from nn.losses import logistic
 from nn.module import MLP
 
@@ -57,7 +59,7 @@ def _short(x: float) -> str:
     if x != x:
         return "nan"
     if x == 0.0:
-        return "0"
+        return "-0" if str(x)[0] == "-" else "0"
     if 1e-2 <= abs(x) < 1e3:
         return f"{x:.3f}".rstrip("0").rstrip(".")
     return f"{x:.1e}"
@@ -71,6 +73,10 @@ def network_graph(
     kind: str = "forward",
 ) -> Graph:
     """The neurons of `model` on the sample `x`: outputs (forward) or gradients (backward).
+
+    The gradients are those of this sample's loss, computed for the picture: drawing
+    changes no ``.grad`` and no ``.data`` of the model (call it between ``backward()``
+    and ``opt.step()`` without changing the step).
 
     Args:
         model: the network (one output: the score z).
@@ -94,12 +100,11 @@ def network_graph(
     columns: list[list[Value]] = [[Value(float(v)) for v in x]]
     for layer in model.layers:
         columns.append(layer(columns[-1]))
-    if backward:
-        model.zero_grad()
-        for column in columns:
-            for v in column:
-                v.grad = 0.0
-        logistic([columns[-1][0]], [y]).backward()  # type: ignore[list-item]
+    # the gradients of this sample's loss, computed for the picture: no .grad is touched
+    grads = adjoints(logistic([columns[-1][0]], [y])) if backward else {}  # type: ignore[list-item]
+
+    def grad(v: Value) -> float:
+        return grads.get(v, 0.0)
 
     title = (
         f"gradients of L = ζ((1−2y)z) for x = ({', '.join(f'{v:g}' for v in x)}), y = {y}: "
@@ -138,7 +143,7 @@ def network_graph(
     for c, column in enumerate(columns):
         ids = []
         labels = [
-            (_name(c, j, last, len(columns)), _short(v.grad if backward else v._data))
+            (_name(c, j, last, len(columns)), _short(grad(v) if backward else v._data))
             for j, v in enumerate(column)
         ]
         chars = max(5, *(len(t) for pair in labels for t in pair))  # one width per column
@@ -152,9 +157,9 @@ def network_graph(
                     width=f"{(chars * 0.6 * _FONTSIZE + 12) / 72:.3f}",
                     height=f"{(2 * 1.25 * _FONTSIZE + 6) / 72:.3f}",
                     penwidth="1" if 0 < c < last else "1.5",
-                    tooltip=f"{name} = {_num(v._data)}, ∂L/∂{name} = {_num(v.grad)}"
+                    tooltip=f"{name} = {number(v._data)}, ∂L/∂{name} = {number(grad(v))}"
                     if backward
-                    else f"{name} = {_num(v._data)}",
+                    else f"{name} = {number(v._data)}",
                 )
                 ids.append(nid)
             for a, b in itertools.pairwise(ids):  # keep the neurons in order, top to bottom
@@ -162,20 +167,20 @@ def network_graph(
         names.append(ids)
     for c, layer in enumerate(model.layers):
         weights = [(i, j, w) for j, n in enumerate(layer.neurons) for i, w in enumerate(n.w)]
-        numbers = [p.grad if backward else p._data for _, _, p in weights]
+        numbers = [grad(p) if backward else p._data for _, _, p in weights]
         finite = [abs(v) for v in numbers if v == v and abs(v) != float("inf")]
         biggest = max(finite, default=0.0) or 1.0
         label = len(weights) <= EDGE_LABELS_UP_TO
-        for (i, j, _), number in zip(weights, numbers):
-            finite_number = number == number and abs(number) != float("inf")
-            size = abs(number) / biggest if finite_number else 1.0
+        for (i, j, _), value in zip(weights, numbers):
+            bounded = value == value and abs(value) != float("inf")
+            size = abs(value) / biggest if bounded else 1.0
             attrs = {
-                "color": (_POSITIVE if number >= 0 else _NEGATIVE) if number == number else "gray",
+                "color": (_POSITIVE if value >= 0 else _NEGATIVE) if value == value else "gray",
                 "penwidth": f"{0.3 + 3.2 * size:.2f}",
-                "tooltip": f"{'∂L/∂w' if backward else 'w'} = {_num(number)}",
+                "tooltip": f"{'∂L/∂w' if backward else 'w'} = {number(value)}",
             }
             if label:
-                attrs["label"] = _short(number)
+                attrs["label"] = _short(value)
                 attrs["fontcolor"] = attrs["color"]
             g.edge(names[c][i], names[c + 1][j], **attrs)
     return g

@@ -12,19 +12,22 @@ output's own score wᵀh + b, so the decision boundary is the vertical line at
 `level`, and the vertical axis is the direction orthogonal to w along which the
 features vary most. (A plain PCA projection can mix the classes even where the
 network separates them.) Samples that land on the same point are drawn as one,
-with one label naming them all; labels are placed inside the axes.
+with one label naming them all -- a split marker, half in each class's colour,
+where both classes land there; labels are placed inside the axes. Titles are
+computed from what is drawn: they claim separation only where it holds.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["DPI", "decision_boundary", "feature_space", "training_animation"]
+__all__ = ["DPI", "decision_boundary", "feature_points", "feature_space", "training_animation"]
 
 #: Resolution of the figures written to files.
 DPI = 120
@@ -46,11 +49,14 @@ def decision_boundary(
     margin: float = 0.5,
     annotate: bool | None = None,
     ax: Any = None,
+    vrange: tuple[float, float] | None = None,
 ) -> Figure:
     """The input plane shaded by `score`, the contour score = `level`, and the samples.
 
     Small data sets (up to 12 samples) have each sample labelled by its
-    coordinates unless ``annotate=False``. With `ax`, draws into that axes.
+    coordinates unless ``annotate=False``. With `ax`, draws into that axes. With
+    `vrange` = (low, high) the colour scale is fixed to it (an animation's frames
+    then share one scale); otherwise it spans the scores drawn.
     """
     lo = [min(x[k] for x in xs) - margin for k in (0, 1)]
     hi = [max(x[k] for x in xs) + margin for k in (0, 1)]
@@ -60,7 +66,13 @@ def decision_boundary(
     fig = Figure(figsize=(5.4, 4.6), layout="constrained") if ax is None else ax.figure
     if ax is None:
         ax = fig.add_subplot()
-    shade = ax.contourf(gx, gy, grid, levels=20, cmap="RdBu_r", alpha=0.75)
+    levels: Any = 20
+    if vrange is not None:
+        import numpy as np  # matplotlib's own dependency
+
+        levels = np.linspace(vrange[0], vrange[1], 21)
+        grid = [[min(max(v, vrange[0]), vrange[1]) for v in row] for row in grid]
+    shade = ax.contourf(gx, gy, grid, levels=levels, cmap="RdBu_r", alpha=0.75)
     fig.colorbar(shade, ax=ax, label=label)
     ax.contour(gx, gy, grid, levels=[level], colors="black", linewidths=2)
     show = len(xs) <= 12 if annotate is None else annotate
@@ -79,8 +91,9 @@ def feature_space(
     path: str | os.PathLike[str] | None = None,
     *,
     line: tuple[Sequence[float], float, float],
-    title: str = "features h = φ(x): linearly separable",
+    title: str | None = None,
     axes: Any = None,
+    limits: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Figure:
     """Input space beside the hidden representation h = φ(x) of the same samples.
 
@@ -88,7 +101,13 @@ def feature_space(
     With 2 hidden units h is drawn as it is, with the line wᵀh + b = level; with
     more, on the axes (wᵀh + b, the most varied direction ⊥ w) described in the
     module docstring, where the boundary is the vertical line at `level`.
-    With `axes` -- two matplotlib axes, or one for the features alone -- draws into it.
+    With `axes` -- two matplotlib axes, or one for the features alone -- draws into it;
+    `limits` = ((x₀, y₀), (x₁, y₁)) fixes the feature axes (an animation's frames).
+
+    The titles say what the figure shows, computed from it: whether the input
+    space is linearly separable, and whether the output's line separates the
+    features -- or how many samples lie on its wrong side (`title` replaces the
+    latter).
     """
     w, b, level = list(line[0]), float(line[1]), float(line[2])
     if len(w) != len(hs[0]):
@@ -105,17 +124,13 @@ def feature_space(
     names = [_fmt(x) for x in xs]
     if left is not None:
         _scatter(left, xs, ys, names)
-        left.set(xlabel="x₁", ylabel="x₂", title="input space x: not linearly separable")
+        left.set(xlabel="x₁", ylabel="x₂", title="input space x" + _separability(xs, ys))
         _pad(left, [list(x) for x in xs])
         left.set_aspect("equal", adjustable="box")
-    if len(w) == 2:
-        points = [list(h) for h in hs]
-        xlabel, ylabel = "h₁", "h₂"
-    else:
-        points = _score_axes(hs, w, b)
-        xlabel, ylabel = "output score wᵀh + b", "h along its most varied direction ⊥ w"
+    points, xlabel, ylabel = feature_points(hs, w, b)
     _scatter(right, points, ys, names)
-    lo, hi = _pad(right, points)
+    lo, hi = _pad(right, points) if limits is None else _limit(right, limits)
+    boundary = f"wᵀh + b = {level:g}"
     if len(w) == 2:
         (w1, w2) = w
         if abs(w2) > 1e-12:
@@ -124,19 +139,57 @@ def feature_space(
                 [(level - b - w1 * a) / w2 for a in (lo[0], hi[0])],
                 "k--",
                 lw=1.5,
-                label=f"wᵀh + b = {level:g}",
+                label=boundary,
             )
         elif abs(w1) > 1e-12:
-            right.axvline(
-                (level - b) / w1, color="k", ls="--", lw=1.5, label=f"wᵀh + b = {level:g}"
-            )
+            right.axvline((level - b) / w1, color="k", ls="--", lw=1.5, label=boundary)
     else:
-        right.axvline(level, color="k", ls="--", lw=1.5, label=f"wᵀh + b = {level:g}")
+        right.axvline(level, color="k", ls="--", lw=1.5, label=boundary)
+    scores = [sum(wi * hi_ for wi, hi_ in zip(w, h)) + b for h in hs]
+    # a sample on the line is on neither side: it counts as wrong
+    wrong = sum(1 for s, y in zip(scores, ys) if not ((s > level) if y == 1 else (s < level)))
+    if title is None:
+        title = "features h = φ(x): " + (
+            "separated by the output layer"
+            if wrong == 0
+            else f"{wrong} of {len(ys)} on the wrong side of {boundary}"
+        )
     right.set(xlabel=xlabel, ylabel=ylabel, title=title)
     _legend(right)
     if path is not None:
         fig.savefig(path, dpi=DPI)
     return fig
+
+
+def feature_points(
+    hs: Sequence[Sequence[float]], w: Sequence[float], b: float
+) -> tuple[list[list[float]], str, str]:
+    """Where :func:`feature_space` draws the features `hs`, and its axis labels."""
+    if len(w) == 2:
+        return [list(h) for h in hs], "h₁", "h₂"
+    xlabel, ylabel = "output score wᵀh + b", "h along its most varied direction ⊥ w"
+    return _score_axes(hs, list(w), b), xlabel, ylabel
+
+
+def _separability(xs: Sequence[Sequence[float]], ys: Sequence[int]) -> str:
+    """ ": linearly separable" or ": not linearly separable" for 2-D points, when it can
+    be decided (up to 200 points), else ""."""
+    if len(xs) > 200 or any(len(x) != 2 for x in xs) or len(set(ys)) < 2:
+        return ""
+    import numpy as np  # matplotlib's own dependency
+
+    p = np.asarray(xs, dtype=float)
+    cls = np.asarray(ys) == 1
+    # The directions u that separate (max over class 0 of u·x < min over class 1) form
+    # an open arc whose ends are normal to some p_i − p_j: try just inside every end.
+    d = (p[:, None, :] - p[None, :, :]).reshape(-1, 2)
+    d = d[np.any(d != 0.0, axis=1)]
+    angles = np.arctan2(d[:, 1], d[:, 0]) + np.pi / 2
+    angles = np.concatenate([angles + e for e in (1e-7, -1e-7, np.pi + 1e-7, np.pi - 1e-7)])
+    u = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    proj = u @ p.T
+    ok = proj[:, ~cls].max(axis=1) < proj[:, cls].min(axis=1)
+    return ": linearly separable" if bool(ok.any()) else ": not linearly separable"
 
 
 def training_animation(
@@ -150,19 +203,31 @@ def training_animation(
     """A GIF of training: the decision boundary and the feature space, frame by frame.
 
     Each frame is (step, loss, prob, hs, line): the model's P(y=1|x), its hidden
-    features of `xs` and its output layer (w, b, level) at that step. Written
-    with Pillow (matplotlib's own dependency); returns the path.
+    features of `xs` and its output layer (w, b, level) at that step. Every frame
+    has the same colour scale (P from 0 to 1) and the same axes (those that hold
+    every frame's features), so that what moves is the model. A progress bar on
+    stderr counts the frames. Written with Pillow (matplotlib's own dependency);
+    returns the path.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
+    from tqdm import tqdm
 
+    everywhere = [p for *_, hs, line in frames for p in feature_points(hs, line[0], line[1])[0]]
+    lo = [min(p[k] for p in everywhere) for k in (0, 1)]
+    hi = [max(p[k] for p in everywhere) for k in (0, 1)]
+    limits = _padded(lo, hi)
     images = []
-    for step, loss, prob, hs, line in frames:
+    for step, loss, prob, hs, line in tqdm(
+        frames, desc="animation", unit="frame", file=sys.stderr, leave=False
+    ):
         fig = Figure(figsize=(10, 4.4), layout="constrained", dpi=96)
         a, b_ax = fig.subplots(1, 2)
-        decision_boundary(prob, xs, ys, title="input space: P(y=1|x)", ax=a, resolution=40)
-        feature_space(xs, hs, ys, line=line, axes=b_ax, title="features h = φ(x)")
+        decision_boundary(
+            prob, xs, ys, title="input space: P(y=1|x)", ax=a, resolution=40, vrange=(0.0, 1.0)
+        )
+        feature_space(xs, hs, ys, line=line, axes=b_ax, limits=limits)
         fig.suptitle(f"step {step}: loss {loss:.4g}")
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
@@ -195,16 +260,40 @@ def _score_axes(hs: Sequence[Sequence[float]], w: list[float], b: float) -> list
     return [[float(s), float(o)] for s, o in zip(score, other)]
 
 
+def _padded(lo: Sequence[float], hi: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Limits around the box lo–hi with room for the labels inside the axes."""
+    span = [max(hi[k] - lo[k], 1.0) for k in (0, 1)]
+    return [lo[k] - 0.3 * span[k] for k in (0, 1)], [hi[k] + 0.3 * span[k] for k in (0, 1)]
+
+
+def _limit(
+    ax: Any, limits: tuple[Sequence[float], Sequence[float]]
+) -> tuple[list[float], list[float]]:
+    lo, hi = list(limits[0]), list(limits[1])
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    return lo, hi
+
+
 def _pad(ax: Any, points: list[list[float]]) -> tuple[list[float], list[float]]:
     """Limits with room for the labels inside the axes; returns (low, high) corners."""
     lo = [min(p[k] for p in points) for k in (0, 1)]
     hi = [max(p[k] for p in points) for k in (0, 1)]
-    span = [max(hi[k] - lo[k], 1.0) for k in (0, 1)]
-    lo = [lo[k] - 0.3 * span[k] for k in (0, 1)]
-    hi = [hi[k] + 0.3 * span[k] for k in (0, 1)]
-    ax.set_xlim(lo[0], hi[0])
-    ax.set_ylim(lo[1], hi[1])
-    return lo, hi
+    return _limit(ax, _padded(lo, hi))
+
+
+def _groups(points: Sequence[Sequence[float]]) -> list[list[int]]:
+    """The indices of the points, grouped where points coincide (to 1e-9)."""
+    groups: list[list[int]] = []
+    for i, p in enumerate(points):
+        for g in groups:
+            q = points[g[0]]
+            if all(math.isclose(p[k], q[k], rel_tol=1e-9, abs_tol=1e-9) for k in (0, 1)):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
 
 
 def _scatter(
@@ -213,38 +302,51 @@ def _scatter(
     ys: Sequence[int],
     labels: Sequence[str] | None = None,
 ) -> None:
-    """The samples by class; coinciding points drawn once, with one label naming them all."""
+    """The samples by class. Samples on one point are drawn once, with one label naming
+    them all; where that point holds both classes it gets a split marker, half in each
+    class's colour, and its label says which sample is which."""
+    groups = _groups(points)
+    size = 130 if len(points) <= 12 else 30
+    mixed = [g for g in groups if len({ys[i] for i in g}) > 1]
     for cls in (0, 1):
-        pts = [p for p, y in zip(points, ys) if y == cls]
+        pts = [points[g[0]] for g in groups if g not in mixed and ys[g[0]] == cls]
         if pts:
             ax.scatter(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
-                s=130 if len(points) <= 12 else 30,
+                s=size,
                 c=_COLORS[cls],
                 marker=_MARKERS[cls],
                 edgecolors="black",
                 label=f"y = {cls}",
                 zorder=3,
             )
+    for k, g in enumerate(mixed):
+        ax.plot(
+            [points[g[0]][0]],
+            [points[g[0]][1]],
+            marker="o",
+            markersize=math.sqrt(size) * 1.25,
+            fillstyle="left",
+            markerfacecolor=_COLORS[0],
+            markerfacecoloralt=_COLORS[1],
+            markeredgecolor="black",
+            linestyle="none",
+            label="y = 0 and y = 1 on one point" if k == 0 else None,
+            zorder=3,
+        )
     if labels:
-        groups: list[tuple[list[float], list[str]]] = []
-        for p, text in zip(points, labels):
-            for q, names in groups:
-                if math.isclose(p[0], q[0], abs_tol=1e-9) and math.isclose(
-                    p[1], q[1], abs_tol=1e-9
-                ):
-                    names.append(text)
-                    break
-            else:
-                groups.append((list(p), [text]))
-        cx = sum(q[0] for q, _ in groups) / len(groups)
-        cy = sum(q[1] for q, _ in groups) / len(groups)
-        for q, names in groups:
+        cx = sum(points[g[0]][0] for g in groups) / len(groups)
+        cy = sum(points[g[0]][1] for g in groups) / len(groups)
+        for g in groups:
+            q = points[g[0]]
             # the label on the side away from the middle of the data, so it stays inside
             dx = 1 if q[0] <= cx else -1
             dy = 1 if q[1] <= cy else -1
-            text = " = ".join(names) if len(names) > 1 else names[0]
+            if g in mixed:
+                text = "\n".join(f"{labels[i]}: y = {ys[i]}" for i in sorted(g, key=ys.__getitem__))
+            else:
+                text = " = ".join(labels[i] for i in g)
             ax.annotate(
                 text,
                 q,

@@ -162,7 +162,6 @@ def _sample_loss(z: Value, x: Sequence[float], y: int) -> Value:
 
 
 def _write_graphs(loss: Value, out: str) -> list[str]:
-    loss.backward()
     try:
         return [
             save(forward_graph(loss), os.path.join(out, "forward.svg")),

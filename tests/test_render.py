@@ -13,7 +13,7 @@ import textwrap
 import pytest
 from browser import check_svg, page
 
-from autodiff import Value, dot, render
+from autodiff import Value, dot, grad, render
 from autodiff.render import (
     RendererNotFoundError,
     backward_graph,
@@ -132,23 +132,78 @@ def test_backward_graph_edge_labels_sum_to_the_parent_gradient():
     assert sum(terms) == pytest.approx(x.grad, rel=1e-4)
 
 
-def test_backward_graph_without_a_backward_pass_is_a_clear_error():
-    *_, y = small()
-    with pytest.raises(ValueError, match=r"call root\.backward"):
-        backward_graph(y)
+def drawn_grads(src: str) -> dict[str, str]:
+    """DOT id -> the gradient text its box shows."""
+    return dict(re.findall(r'^\t(v\d+) \[label="(?:[^"]*\n)?grad ([^"]+)"', src, re.M))
 
 
-def test_backward_graph_after_another_roots_pass_is_a_clear_error():
-    x = Value(2.0)
+def true_grads(root: Value) -> dict[str, str]:
+    """DOT id -> ∂root/∂v as grad() computes it, formatted as the pictures write numbers."""
+    order = _all(root)
+    return {f"v{i}": render.style.number(d.data) for i, d in enumerate(grad(root, order))}
+
+
+def test_backward_graph_draws_this_roots_gradients_whatever_grad_holds():
+    x = Value(2.0, "x")
     h = x * 3
-    y = h.tanh()
+    h.label = "h"
+    y = h.tanh() * x
+    z = h * h  # another root sharing h and x
+    truth = true_grads(y)
+    assert drawn_grads(backward_graph(y).source) == truth  # never back-propagated
     y.backward()
-    z = h * h  # shares h: its pass overwrites h.grad
-    z.backward()
-    with pytest.raises(ValueError, match="another root's backward"):
-        backward_graph(y)
-    y.backward()
-    assert "grad" in backward_graph(y).source
+    y.backward()  # leaves now hold 2× their gradient
+    assert x.grad == 2 * (grad(y, [x])[0].data)
+    assert drawn_grads(backward_graph(y).source) == truth
+    z.backward()  # interior gradients now belong to z
+    assert drawn_grads(backward_graph(y).source) == truth
+    for v in _all(y):
+        v.grad = 0.0
+    assert drawn_grads(backward_graph(y).source) == truth
+    assert len(truth) == len(_all(y)) and truth["v0"] == "1.0000"
+
+
+def test_the_main_jobs_backward_graph_is_the_truth_after_training(tmp_path):
+    # the issue's case: the sample's graph drawn after training left .grad accumulated
+    from nn.xor import main
+
+    assert main(["--out", str(tmp_path), "--steps", "30"]) in (0, 1)
+    src = (tmp_path / "backward.svg").read_text(encoding="utf-8")
+    for local, child_grad, parent_grad in _edge_checks(src):
+        # the numbers are drawn to 4 decimals: each term is off by at most
+        # |local|·5e-5 + |grad|·5e-5 + 2.5e-9, the sum by the sum of those, the parent by 5e-5
+        slack = 5e-5 * (1 + sum(abs(ell) + abs(g) + 1e-4 for ell, g in zip(local, child_grad)))
+        assert parent_grad == pytest.approx(
+            sum(ell * g for ell, g in zip(local, child_grad)), abs=slack
+        )
+
+
+def _edge_checks(svg: str) -> list[tuple[list[float], list[float], float]]:
+    """From a backward graph's SVG: for every box, the local derivatives on its out-edges,
+    the gradients of the boxes they lead to, and its own gradient: grad = Σ local × grad."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    root = ET.fromstring(svg)
+    grads: dict[str, float] = {}
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        if g.get("class") == "node":
+            texts = ["".join(t.itertext()) for t in g.iter("{http://www.w3.org/2000/svg}text")]
+            if texts and texts[-1].startswith("grad "):
+                grads[g.find("s:title", ns).text] = float(texts[-1][5:])
+    into: dict[str, list[tuple[float, str]]] = {}
+    for g in root.iter("{http://www.w3.org/2000/svg}g"):
+        if g.get("class") == "edge":
+            tail, head = g.find("s:title", ns).text.split("->")
+            texts = ["".join(t.itertext()) for t in g.iter("{http://www.w3.org/2000/svg}text")]
+            if texts and head.endswith("_op") and tail != "hidden":
+                into.setdefault(tail, []).append((float(texts[0]), head[:-3]))
+    checks = [
+        ([ell for ell, _ in edges], [grads[c] for _, c in edges], grads[tail])
+        for tail, edges in into.items()
+    ]
+    assert len(checks) >= 10
+    return checks
 
 
 def test_nan_gradients_are_drawn():
@@ -171,7 +226,8 @@ def test_special_and_control_characters_are_shown_as_text():
     v.label = "L\nsecond\tline\x07"
     v.backward()
     for src in (forward_graph(v).source, backward_graph(v).source):
-        assert '<a> | {b} \\"q\\" & \\\\ end' in src  # DOT-quoted; graphviz escapes the SVG
+        # DOT-quoted, and & as &amp; (graphviz would pass an entity through to the SVG)
+        assert '<a> | {b} \\"q\\" &amp; \\\\ end' in src
         assert "L\\\\nsecond\\\\tline\\\\x07" in src  # control characters as visible escapes
     needs_renderer()
     svg = render_bytes(forward_graph(v)).decode()
@@ -230,12 +286,14 @@ def test_the_default_picture_of_any_model_fits_a_screen_at_a_readable_size():
 
 
 def test_number_formatting():
-    assert render._num(0.5) == "0.5000"
-    assert render._num(-1234.56789) == "-1234.5679"
-    assert render._num(0.0) == render._num(-0.0) == "0.0000"
-    assert render._num(1e-7) == "1.0000e-07"
-    assert render._num(1e300) == "1.0000e+300"
-    assert render._num(float("inf")) == "inf"
+    number = render.style.number
+    assert number(0.5) == "0.5000"
+    assert number(-1234.56789) == "-1234.5679"
+    assert number(0.0) == "0.0000" and number(-0.0) == "-0.0000"  # shown as what it is
+    assert number(1e-7) == "1.0000e-07"
+    assert number(1e300) == "1.0000e+300"
+    assert number(float("inf")) == "inf" and number(-math.inf) == "-inf"
+    assert number(math.nan) == "nan"
 
 
 # -- real rendering -------------------------------------------------------------------
@@ -365,8 +423,8 @@ def test_the_explorer_steps_through_every_edge_with_the_engines_numbers(tmp_path
             if k > forward + 1:  # an edge of back-propagation
                 node_id, value = expected[k - forward - 2]
                 shown = pg.evaluate(f"window.explorer.grad('{node_id}')")
-                assert shown == f"grad {render._num(value)}", (k, node_id)
-                assert render._num(value) in pg.inner_text("#panel")
+                assert shown == f"grad {render.style.number(value)}", (k, node_id)
+                assert render.style.number(value) in pg.inner_text("#panel")
         assert pg.is_disabled("#next") and "Done" in pg.inner_text("#panel")
         # the final state: backward()'s gradients, on every Value drawn
         ids = pg.evaluate(
@@ -376,7 +434,7 @@ def test_the_explorer_steps_through_every_edge_with_the_engines_numbers(tmp_path
         for node_id in ids:
             assert (
                 pg.evaluate(f"window.explorer.grad('{node_id}')")
-                == f"grad {render._num(grads[node_id])}"
+                == f"grad {render.style.number(grads[node_id])}"
             )
         pg.keyboard.press("ArrowLeft")
         assert pg.evaluate("window.explorer.step") == total - 1

@@ -18,10 +18,16 @@ Readable on any machine. Text is set in Courier (a monospace font every
 renderer has metrics for, and browsers replace with another monospace font of
 the same advance), and every box is sized from its longest line, so no text
 leaves its box whatever fonts the viewer has; the boxes are the nodes' real
-shapes, so edges end on them. Large graphs are cut to the ``max_nodes`` Values
-nearest the root (:data:`DEFAULT_MAX_NODES` by default, so that a picture fits
-a screen); a note says how many were left out, and the edges into them are
-drawn as one edge per cut node.
+shapes, so edges end on them. Labels are shown literally, whatever they hold
+(:mod:`autodiff.render.style`). A graph of up to :data:`WHOLE_UP_TO` Values is
+drawn whole; a bigger one is cut to the Values nearest the root
+(:data:`DEFAULT_MAX_NODES`, :data:`DEFAULT_MAX_DEPTH`, or the ``max_nodes`` and
+``max_depth`` given), so that a picture fits a screen; a note says how many were
+left out, and the edges into them are drawn as one edge per cut node.
+
+Drawing is a pure function of the graph: it reads ``.data`` and the local
+derivatives stored on the nodes, computes the gradients it shows, and writes
+nothing -- no ``.grad`` or ``.data`` changes.
 
 Rendering needs a ``dot`` program. A system Graphviz on PATH is used when there
 is one; otherwise the ``graphviz-pure`` command from PyPI (a dependency of this
@@ -33,24 +39,27 @@ This module needs the ``graphviz`` package; the engine itself does not.
 
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable
 
 import graphviz
 import graphviz.backend.dot_command
 
 from autodiff.engine import Value, topological_order
 from autodiff.functional import adjoints
+from autodiff.render import style
+from autodiff.render.style import FONT, FONTSIZE
 from autodiff.rules import RULES
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_NODES",
+    "FONT",
+    "WHOLE_UP_TO",
     "Explorer",
     "Graph",
     "RendererNotFoundError",
@@ -62,19 +71,18 @@ __all__ = [
     "save",
 ]
 
-#: Graphs with more Values than this are cut, with a note saying how many are hidden.
+#: With the default limits, a graph of at most this many Values is drawn whole.
+WHOLE_UP_TO = 60
+#: A bigger one is cut to this many Values, those nearest the root, with a note
+#: saying how many are hidden ...
 DEFAULT_MAX_NODES = 24
-#: And Values further than this from the root (a chain is as wide as it is deep).
+#: ... and to Values at most this far from the root (a chain is as wide as it is deep).
 DEFAULT_MAX_DEPTH = 8
 #: The largest picture, in inches at 96 dpi (a 1920×1080 screen): graphviz shrinks a
 #: bigger one to fit (with the defaults above, never below ¾ of its size).
 SCREEN = (20.0, 11.25)
 
 RANKDIRS = ("LR", "RL", "TB", "BT")
-FONT = "Courier"  # known to every renderer's metrics; browsers use a monospace font alike
-FONTSIZE = 11.0
-_CHAR = 0.6 * FONTSIZE  # Courier's advance is 0.6 em
-_LINE = 1.25 * FONTSIZE
 
 _PURE = "graphviz-pure"
 _PURE_FORMATS = frozenset({"svg", "png", "jpg", "jpeg", "json", "dot", "plain", "xdot"})
@@ -113,46 +121,17 @@ def renderer() -> str | None:
     return _renderer
 
 
-# -- formatting ------------------------------------------------------------------
+# -- formatting (see autodiff.render.style) ----------------------------------------------
 
 
-def _num(x: float) -> str:
-    """A number to 4 decimal places; scientific notation where that would say nothing."""
-    if x == 0.0:
-        return "0.0000"  # also for -0.0
-    if math.isfinite(x) and 1e-4 <= abs(x) < 1e6:
-        return f"{x:.4f}"
-    return f"{x:.4e}" if math.isfinite(x) else str(x)
-
-
-def _visible(s: str) -> str:
-    """User text as it should appear: control characters shown as escapes (\\n, \\x07)."""
-    out = []
-    for ch in s:
-        if ch == "\\":
-            out.append("\\\\")  # DOT reads a backslash as an escape: keep it one backslash
-        elif ord(ch) < 32 or ord(ch) == 127:
-            shown = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{ord(ch):02x}")
-            out.append("\\" + shown)  # a visible backslash, then the letter
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _width(lines: Iterable[str]) -> int:
-    """Characters in the longest line, counting a DOT escape as the one it shows."""
-    return max((len(line.replace("\\\\", "\\")) for line in lines), default=1)
-
-
-def _box(lines: list[str]) -> dict[str, str]:
-    """Attributes of a fixed-size box that holds `lines` of Courier text."""
-    width = (_width(lines) * _CHAR + 14) / 72
-    height = (len(lines) * _LINE + 8) / 72
-    return {
-        "label": "\n".join(lines),
-        "width": f"{width:.3f}",
-        "height": f"{height:.3f}",
-    }
+def _label_lines(v: Value) -> tuple[list[str], str | None]:
+    """A Value's label as box lines (none when it has no label), and its tooltip: the
+    whole label, when the box shows it shortened."""
+    if not v.label:
+        return [], None
+    text = style.visible(v.label)
+    short = style.shortened(text)
+    return [short], (text if short != text else None)
 
 
 def _count(value: object, default: int, what: str, where: str) -> int:
@@ -164,24 +143,36 @@ def _count(value: object, default: int, what: str, where: str) -> int:
     return limit
 
 
-def _check(root: object, rankdir: object, max_nodes: object, where: str) -> int:
+def _check(root: object, rankdir: object, where: str) -> None:
     if not isinstance(root, Value):
         raise TypeError(f"{where}: root must be a Value, got {type(root).__name__} {root!r}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"{where}: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    return _count(max_nodes, DEFAULT_MAX_NODES, "max_nodes", where)
+
+
+def _limits(
+    order: list[Value], max_nodes: object, max_depth: object, where: str
+) -> tuple[int, int | None]:
+    """The node and depth limits to draw with: the ones given, checked; by default the
+    whole graph up to :data:`WHOLE_UP_TO` Values, else the cut of the defaults."""
+    if max_nodes is None and max_depth is None and len(order) <= WHOLE_UP_TO:
+        return len(order), None
+    return (
+        _count(max_nodes, DEFAULT_MAX_NODES, "max_nodes", where),
+        _count(max_depth, DEFAULT_MAX_DEPTH, "max_depth", where),
+    )
 
 
 def _kept(
-    root: Value, limit: int, depth: int | None = None
+    order: list[Value], limit: int, depth: int | None = None
 ) -> tuple[list[Value], dict[Value, str], int]:
     """The Values to draw (root first), their DOT ids, and how many were left out.
 
-    Those nearest the root: at most `depth` Values along any path from it (the longest
-    path counts, so that every kept node's users are kept), then the first `limit` of
-    them in backward's order.
+    `order` is the graph in backward's order (root first). Kept are those nearest the
+    root: at most `depth` Values along any path from it (the longest path counts, so
+    that every kept node's users are kept), then the first `limit` of them.
     """
-    order = topological_order(root)
+    root = order[0]
     if depth is not None:
         far = {root: 1}
         for v in order:
@@ -235,35 +226,49 @@ def _digraph(name: str, rankdir: str, fit: bool = False) -> Graph:
     return g
 
 
-def _graph(root: Value, rankdir: str, max_nodes: int, max_depth: int, backward: bool) -> Graph:
-    """The shared layout of both graphs: boxes, operation circles, and their edges."""
-    kept, ids, hidden = _kept(root, max_nodes, max_depth)
-    name = "backward" if backward else "forward"
-    g = _digraph(name, rankdir, fit=True)
-    if hidden:
-        note = [
-            f"… {hidden} more value{'s' if hidden != 1 else ''} not shown",
-            f"(max_nodes={max_nodes}, max_depth={max_depth})",
-        ]
-        g.node("hidden", style="dashed", **_box(note))
+def _graph(
+    name: str,
+    kept: list[Value],
+    ids: dict[Value, str],
+    rankdir: str,
+    *,
+    shown: dict[Value, tuple[str, ...]],
+    width: dict[Value, tuple[str, ...]],
+    grads: dict[Value, float] | None = None,
+    fit: bool = True,
+    spaced: bool = True,
+    note: list[str] | None = None,
+) -> Graph:
+    """The one layout of every Value graph: a box per kept Value showing the lines
+    `shown` (as wide as `width`), a circle per operation, and their edges.
+
+    With `grads` the arrows run back from the root, in red, and each input edge is
+    labelled with its local derivative ∂child/∂parent; without, with `spaced`, the input
+    edges get blank labels as wide, so that both graphs get one layout. `fit` shrinks
+    the picture to a screen. Inputs of a kept node that were not kept are drawn as one
+    dashed edge from the `note` box saying what was cut.
+    """
+    root = kept[0]
+    backward = grads is not None
+    g = _digraph(name, rankdir, fit=fit)
+    if note:
+        g.node("hidden", style="dashed", **style.box(note))
     red = "firebrick"
+    back = {"dir": "back", "color": red} if backward else {}
     for v in reversed(kept):  # inputs first: reads in the order things were computed
         vid = ids[v]
-        label = [_visible(v.label)] if v.label else []
-        numbers = [f"data {_num(v._data)}", f"grad {_num(v.grad)}"]
-        shown = numbers[1] if backward else numbers[0]
-        attrs = _box([*label, shown])
-        attrs["width"] = _box([*label, *numbers])["width"]  # the same box in both graphs
+        _, tooltip = _label_lines(v)
+        attrs = style.box(shown[v], width[v])
+        if tooltip is not None:
+            attrs["tooltip"] = style.dot_text(tooltip)
         if v is root:
             attrs["penwidth"] = "2"
         g.node(vid, **attrs)
         if not v.parents:
             continue
         op = f"{vid}_op"
-        symbol = RULES[v.op].symbol
-        size = f"{max(0.3, (len(symbol) * _CHAR + 8) / 72):.3f}"
-        g.node(op, symbol, shape="circle", width=size, height=size)
-        g.edge(op, vid, **({"dir": "back", "color": red} if backward else {}))
+        g.node(op, **style.op_node(RULES[v.op].symbol))
+        g.edge(op, vid, **back)
         cut = 0
         for p, local in zip(v.parents, v.local_grads):
             pid = ids.get(p)
@@ -272,16 +277,58 @@ def _graph(root: Value, rankdir: str, max_nodes: int, max_depth: int, backward: 
                 continue
             # the forward graph's label is spaces as wide as the backward graph's derivative
             # (Courier: every character is as wide), so that both get the same layout
-            text = _num(local)
+            text = style.number(local)
             if backward:
-                g.edge(pid, op, label=text, dir="back", color=red, fontcolor=red)
-            else:
+                g.edge(pid, op, label=text, fontcolor=red, **back)
+            elif spaced:
                 g.edge(pid, op, label=" " * len(text))
-        if cut:
-            more = {"dir": "back", "color": red} if backward else {}
+            else:
+                g.edge(pid, op)
+        if cut and note:
             text = f"{cut} input{'s' if cut != 1 else ''}"
-            g.edge("hidden", op, label=text, style="dashed", **more)
+            g.edge("hidden", op, label=text, style="dashed", **back)
     return g
+
+
+def _value_graph(
+    root: Value,
+    rankdir: str,
+    max_nodes: int | None,
+    max_depth: int | None,
+    backward: bool,
+    where: str,
+) -> Graph:
+    """forward_graph and backward_graph: the same boxes, with data or with gradients."""
+    _check(root, rankdir, where)
+    order = topological_order(root)
+    limit, depth = _limits(order, max_nodes, max_depth, where)
+    kept, ids, hidden = _kept(order, limit, depth)
+    # ∂root/∂v for this root, computed here: never a .grad that another pass left. The
+    # forward graph computes them too, for the width of its boxes: both graphs get one layout.
+    grads = adjoints(root)
+    shown, width = {}, {}
+    for v in kept:
+        label, _ = _label_lines(v)
+        numbers = (f"data {style.number(v._data)}", f"grad {style.number(grads[v])}")
+        shown[v] = (*label, numbers[1] if backward else numbers[0])
+        width[v] = (*label, *numbers)
+    note = None
+    if hidden:
+        note = [
+            f"… {hidden} more value{'s' if hidden != 1 else ''} not shown",
+            f"(max_nodes={limit}, max_depth={depth})",
+        ]
+    name = "backward" if backward else "forward"
+    return _graph(
+        name,
+        kept,
+        ids,
+        rankdir,
+        shown=shown,
+        width=width,
+        grads=grads if backward else None,
+        note=note,
+    )
 
 
 # -- the two graphs -----------------------------------------------------------------
@@ -296,17 +343,21 @@ def forward_graph(
 ) -> Graph:
     """The forward pass that computed `root`: each Value's label and data, and each operation.
 
+    Drawing changes nothing: no ``.data`` and no ``.grad`` is touched.
+
     Args:
         root: the Value to draw, with everything it was computed from.
         rankdir: layout direction: "LR" (inputs left, root right), "RL", "TB" or "BT".
-        max_nodes: draw at most this many Values (default :data:`DEFAULT_MAX_NODES`),
-            those nearest the root; a note says how many were left out.
-        max_depth: and only Values at most this many steps from the root (default
-            :data:`DEFAULT_MAX_DEPTH`). The defaults fit a screen.
+        max_nodes: draw at most this many Values, those nearest the root; a note says
+            how many were left out.
+        max_depth: and only Values at most this many steps from the root.
+
+    With neither limit given, a graph of up to :data:`WHOLE_UP_TO` Values (the
+    lecture's network has 28) is drawn whole, and a bigger one is cut to
+    :data:`DEFAULT_MAX_NODES` Values at most :data:`DEFAULT_MAX_DEPTH` from the root,
+    so that the picture fits a screen.
     """
-    limit = _check(root, rankdir, max_nodes, "forward_graph")
-    depth = _count(max_depth, DEFAULT_MAX_DEPTH, "max_depth", "forward_graph")
-    return _graph(root, rankdir, limit, depth, False)
+    return _value_graph(root, rankdir, max_nodes, max_depth, False, "forward_graph")
 
 
 def backward_graph(
@@ -316,38 +367,25 @@ def backward_graph(
     max_nodes: int | None = None,
     max_depth: int | None = None,
 ) -> Graph:
-    """Back-propagation from `root`: each Value's gradient, each edge's local derivative.
+    """Back-propagation from `root`: each Value's gradient ∂root/∂v, each edge's local
+    derivative.
 
-    The layout is the forward graph's; the arrows point from `root` back towards
-    the leaves, and each input edge is labelled ∂child/∂parent. Run
-    ``root.backward()`` first: a graph whose gradients are missing, or were
-    overwritten by a backward pass from another root, raises ValueError.
-    NaN gradients are drawn as ``nan``.
+    The gradients drawn are those of *this* root, computed for the picture with the
+    engine's own numbers (:func:`autodiff.functional.adjoints`: what ``root.backward()``
+    would leave in the interior gradients, bit for bit) -- whatever ``.grad`` holds, be it
+    accumulated over several passes, zeroed, from another root's pass, or never
+    computed. Nothing is written: every ``.grad`` and ``.data`` stays as it was.
+
+    The layout is the forward graph's; the arrows point from `root` back towards the
+    leaves, and each input edge is labelled ∂child/∂parent, so that
+    grad(parent) = Σ local × grad(child) holds for the numbers drawn. NaN and
+    infinite gradients are drawn as ``nan``, ``inf``.
 
     Args:
-        root: the Value back-propagated from.
+        root: the Value to back-propagate from.
         rankdir, max_nodes, max_depth: as in :func:`forward_graph`.
     """
-    limit = _check(root, rankdir, max_nodes, "backward_graph")
-    depth = _count(max_depth, DEFAULT_MAX_DEPTH, "max_depth", "backward_graph")
-    _check_gradients(root)
-    return _graph(root, rankdir, limit, depth, True)
-
-
-def _check_gradients(root: Value) -> None:
-    """Raise ValueError unless the interior gradients are those of a pass from `root`."""
-    if root.grad == 0.0:
-        raise ValueError(
-            f"backward_graph: no gradients to draw: {root!r} has grad 0.0; "
-            "call root.backward() first"
-        )
-    for node, g in adjoints(root, root.grad).items():
-        if node.parents and g != node.grad and not (g != g and node.grad != node.grad):
-            raise ValueError(
-                "backward_graph: the gradients in this graph are not those of a backward pass "
-                f"from this root ({node!r} should have grad {g!r}); another root's backward() "
-                "has run since: call root.backward() again"
-            )
+    return _value_graph(root, rankdir, max_nodes, max_depth, True, "backward_graph")
 
 
 # -- writing a picture ------------------------------------------------------------------

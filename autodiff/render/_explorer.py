@@ -31,21 +31,16 @@ from importlib import resources
 from typing import Any
 
 from autodiff.engine import Value, topological_order
-from autodiff.render import (
-    _box,
-    _check,
-    _digraph,
-    _kept,
-    _num,
-    _visible,
-    render_bytes,
-)
+from autodiff.render import _check, _graph, _kept, _label_lines, render_bytes, style
+from autodiff.render.formula import local_formulas, operand
 from autodiff.rules import RULES
 
-__all__ = ["Explorer", "explorer"]
+__all__ = ["EXPLORER_MAX_NODES", "Explorer", "explorer"]
 
 #: The explorer's default node limit: every step must be reachable, so more than the graphs'.
 EXPLORER_MAX_NODES = 60
+
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
 class Explorer:
@@ -67,12 +62,45 @@ class Explorer:
         # an iframe: the page's script runs on its own, whatever the notebook trusts
         return (
             f'<iframe srcdoc="{html.escape(self.html, quote=True)}" '
-            'style="width: 100%; height: 620px; border: 1px solid #ccc"></iframe>'
+            'style="width: 100%; height: 640px; border: 1px solid #ccc"></iframe>'
         )
 
 
-def _name(v: Value, index: int) -> str:
-    return _visible(v.label) if v.label else f"v{index}"
+def _names(order: list[Value]) -> dict[Value, str]:
+    """What the steps call each Value: its label (shown literally, shortened if long), or
+    v₁, v₂, … for the unnamed ones, numbered in the order they were computed."""
+    names: dict[Value, str] = {}
+    unnamed = 0
+    for v in reversed(order):
+        label, _ = _label_lines(v)
+        if label:
+            names[v] = label[0]
+        else:
+            unnamed += 1
+            names[v] = "v" + str(unnamed).translate(_SUB)
+    return names
+
+
+def _expression(v: Value, names: dict[Value, str], show: Any) -> str:
+    """The operation that made `v`, on its parents' names (or numbers: `show`)."""
+    symbol = RULES[v.op].symbol
+    args = [show(p) for p in v.parents]
+    if v.op == "dot":
+        n = (len(args) - 1) // 2
+        return " + ".join([args[0], *(f"{args[1 + i]}·{args[1 + n + i]}" for i in range(n))])
+    if len(args) == 2:
+        return f"{args[0]} {symbol} {args[1]}"
+    return f"{symbol}({args[0]})"
+
+
+def _paren(number: str) -> str:
+    """A number written as a factor: in parentheses when negative."""
+    return f"({number})" if number.startswith("-") else number
+
+
+def _json(x: float) -> str:
+    """A float for the page's data, exactly and as valid JSON (NaN and ±inf included)."""
+    return repr(x)
 
 
 def explorer(
@@ -84,65 +112,93 @@ def explorer(
 ) -> Explorer:
     """An HTML page that steps through the forward pass and back-propagation of `root`.
 
+    The gradients shown are ∂root/∂v for this root, computed for the page from the
+    local derivatives stored on the nodes, in ``backward()``'s order and rounding:
+    its last step shows what ``root.backward()`` computes, whatever ``.grad`` holds
+    now (no ``backward()`` run is needed, and none of the graph's ``.grad`` or
+    ``.data`` is touched). Each backward step shows its chain rule, the local
+    derivative's formula from the rule table with its number, and the sum.
+
     Args:
-        root: the Value to explore (its graph needs no backward() run first).
+        root: the Value to explore.
         path: where to write the page (optional; ``Explorer.save`` writes it too).
-        max_nodes: at most this many Values (default 60): every step of a bigger graph
-            could not be drawn; ValueError says so.
-        title: the page's heading.
+        max_nodes: at most this many Values (default :data:`EXPLORER_MAX_NODES`): every
+            step of a bigger graph could not be drawn; ValueError says so.
+        title: the page's heading (any text: it is shown literally).
     """
-    limit = _check(root, "LR", EXPLORER_MAX_NODES if max_nodes is None else max_nodes, "explorer")
+    _check(root, "LR", "explorer")
+    limit = EXPLORER_MAX_NODES if max_nodes is None else max_nodes
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise (ValueError if isinstance(limit, int) else TypeError)(
+            f"explorer: max_nodes must be an int of at least 1, got {limit!r}"
+        )
     order = topological_order(root)
     if len(order) > limit:
         raise ValueError(
             f"explorer: the graph has {len(order)} Values, more than max_nodes={limit}; "
             "explore a smaller graph (one sample, one neuron), or raise max_nodes"
         )
-    kept, ids, _ = _kept(root, limit)
-    index = {v: i for i, v in enumerate(kept)}
-    names = {v: _name(v, index[v]) for v in kept}
+    kept, ids, _ = _kept(order, limit)
+    names = _names(order)
+    num = style.number
+
+    def term(v: Value) -> str:  # a name as an operand of an expression
+        return operand(names[v])
 
     # the forward pass: each operation, inputs first (the reverse of the backward order)
     steps: list[dict[str, Any]] = []
     for v in reversed(order):
-        if not v.parents:
-            continue
-        rule = RULES[v.op]
-        args = [names[p] for p in v.parents]
-        nums = [_num(p._data) for p in v.parents]
-        if v.op == "dot":
-            n = (len(args) - 1) // 2
-            expr = " + ".join([args[0], *(f"{args[1 + i]}·{args[1 + n + i]}" for i in range(n))])
-            value = " + ".join([nums[0], *(f"{nums[1 + i]}·{nums[1 + n + i]}" for i in range(n))])
-        elif len(args) == 2:
-            expr = f"{args[0]} {rule.symbol} {args[1]}"
-            value = f"{nums[0]} {rule.symbol} {nums[1]}"
-        else:
-            expr, value = f"{rule.symbol}({args[0]})", f"{rule.symbol}({nums[0]})"
-        steps.append(
-            {
-                "kind": "forward",
-                "node": ids[v],
-                "text": f"{names[v]} = {expr} = {value} = {_num(v._data)}",
-            }
-        )
+        if v.parents:
+            expr = _expression(v, names, term)
+            value = _expression(v, names, lambda p: num(p._data))
+            text = f"{names[v]} = {expr} = {value} = {num(v._data)}"
+            steps.append({"kind": "forward", "node": ids[v], "text": text})
     # the seed, then every edge in Value.backward's order, with its running sum
-    root_name = names[root]
+    r = term(root)
     steps.append(
         {
             "kind": "seed",
             "node": ids[root],
-            "grad": 1.0,
-            "text": f"∂{root_name}/∂{root_name} = 1: the seed of back-propagation",
+            "grad": _json(1.0),
+            "shown_grad": num(1.0),
+            "text": f"∂{r}/∂{r} = 1: the seed of back-propagation",
         }
     )
     grad: dict[Value, float] = {root: 1.0}
     for node in order:
+        if not node.parents:
+            continue
         g = grad[node]
-        for k, (p, local) in enumerate(zip(node.parents, node.local_grads)):
+        parents = node.parents
+        formulas = local_formulas(
+            RULES[node.op],
+            [names[p] for p in parents],
+            names[node],
+            [*(p._data for p in parents), node._data],
+        )
+        # ∂child/∂parent, the local derivative; for the root's own edges it is written
+        # with the operation (∂ζ(u⁴)/∂u⁴), so that it never reads as the gradient ∂L/∂u⁴
+        if node is root:
+            expr = _expression(node, names, term)
+            child = expr if len(parents) == 1 and node.op != "dot" else f"({expr})"
+        else:
+            child = term(node)
+        for k, (p, local) in enumerate(zip(parents, node.local_grads)):
             before = grad.get(p, 0.0)
             after = before + local * g
             grad[p] = after
+            d_local = f"∂{child}/∂{term(p)}"
+            formula = formulas[k]
+            shown = num(local)
+            is_number = re.fullmatch(r"[−-]?[\d.]+", formula) is not None
+            local_text = f"{d_local} = {shown}" if is_number else f"{d_local} = {formula} = {shown}"
+            lines = [
+                f"∂{r}/∂{term(p)} += {d_local} · ∂{r}/∂{term(node)}",
+                f"  local:     {local_text}",
+                f"  from {names[node]}:".ljust(13) + f"∂{r}/∂{term(node)} = {num(g)}",
+                f"  sum:       ∂{r}/∂{term(p)} = {num(before)} + {_paren(num(local))} × "
+                f"{_paren(num(g))} = {num(after)}",
+            ]
             steps.append(
                 {
                     "kind": "backward",
@@ -151,36 +207,35 @@ def explorer(
                     "edge": f"{ids[p]}->{ids[node]}_op",
                     "out": f"{ids[node]}_op->{ids[node]}",
                     "position": k,
-                    "local": local,
-                    "child_grad": g,
-                    "before": before,
-                    "grad": after,
-                    "text": (
-                        f"∂{root_name}/∂{names[p]} += ∂{names[node]}/∂{names[p]} · "
-                        f"∂{root_name}/∂{names[node]} = {_num(local)} × {_num(g)}"
-                        f" = {_num(local * g)};  {_num(before)} → {_num(after)}"
-                    ),
+                    "local": _json(local),
+                    "formula": formula,
+                    "child_grad": _json(g),
+                    "before": _json(before),
+                    "grad": _json(after),
+                    "shown_grad": num(after),
+                    "text": "\n".join(lines),
                 }
             )
     data = {
-        "title": title or f"back-propagation through {root_name}",
+        "title": title or f"back-propagation through {names[root]}",
         "root": ids[root],
         "nodes": {
             ids[v]: {
                 "name": names[v],
-                "data": v._data,
-                "shown_data": _num(v._data),
-                "grad": grad.get(v, 0.0),
-                "shown_grad": _num(grad.get(v, 0.0)),
+                "label": style.visible(v.label),
+                "data": _json(v._data),
+                "shown_data": num(v._data),
+                "grad": _json(grad.get(v, 0.0)),
+                "shown_grad": num(grad.get(v, 0.0)),
             }
             for v in kept
         },
         "steps": steps,
     }
-    for s in steps:  # numbers as the page shows them
-        if "grad" in s:
-            s["shown_grad"] = _num(s["grad"])
-    svg = render_bytes(_explorer_graph(root, kept, ids), "svg").decode("utf-8")
+    shown = {v: (names[v], f"data {num(v._data)}", "grad") for v in kept}
+    width = {v: (names[v], f"data {num(v._data)}", "grad -1.0000e-308") for v in kept}
+    graph = _graph("explorer", kept, ids, "LR", shown=shown, width=width, fit=False, spaced=False)
+    svg = render_bytes(graph, "svg").decode("utf-8")
     page = _page(data, svg[svg.index("<svg") :])
     result = Explorer(page, len(steps))
     if path is not None:
@@ -188,41 +243,25 @@ def explorer(
     return result
 
 
-def _explorer_graph(root: Value, kept: list[Value], ids: dict[Value, str]) -> Any:
-    """The forward graph's layout, each box holding its name, its data and a gradient to come."""
-    g = _digraph("explorer", "LR")
-    for v in reversed(kept):
-        vid = ids[v]
-        label = [_visible(v.label) if v.label else vid]  # the name the steps call it by
-        lines = [*label, f"data {_num(v._data)}", "grad"]
-        attrs = _box([*label, f"data {_num(v._data)}", "grad -0.00000e+00"])
-        attrs["label"] = "\n".join(lines)
-        if v is root:
-            attrs["penwidth"] = "2"
-        g.node(vid, **attrs)
-        if v.parents:
-            op = f"{vid}_op"
-            symbol = RULES[v.op].symbol
-            size = f"{max(0.3, (len(symbol) * 6.6 + 8) / 72):.3f}"
-            g.node(op, symbol, shape="circle", width=size, height=size)
-            g.edge(op, vid)
-            for p in v.parents:
-                g.edge(ids[p], op)
-    return g
-
-
 def _asset(name: str) -> str:
     return (resources.files("autodiff.render") / "assets" / name).read_text(encoding="utf-8")
+
+
+#: What JSON inside a <script> element must not contain literally: an end tag or a
+#: comment opener could end or change the script; U+2028/9 end a line in old parsers.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 def _page(data: dict[str, Any], svg: str) -> str:
     """The HTML page: template, style, SVG, data and script, all inline (in one pass, so
     that no label can smuggle in a placeholder)."""
     fills = {
-        "TITLE": html.escape(data["title"]),
+        "TITLE": html.escape(style.visible(data["title"])),
         "CSS": _asset("explorer.css"),
         "SVG": svg,
-        "DATA": json.dumps(data, ensure_ascii=False).replace("</", "<\\/"),
+        "DATA": json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE),
         "JS": _asset("explorer.js"),
     }
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], _asset("explorer.html"))

@@ -1,18 +1,20 @@
-// The explorer's stepper: replays the steps computed in Python (autodiff/render/explorer.py).
+// The explorer's stepper: replays the steps computed in Python (autodiff/render/_explorer.py).
 // State k = how many steps have been applied; every change redraws from step 0, so going
-// back is as exact as going forward.
+// back is as exact as going forward. Only the graph scrolls: it is scrolled so that the
+// current value is in view (or fitted whole to the window with "fit").
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("data").textContent);
   const steps = data.steps;
-  const svg = document.querySelector("#graph svg");
+  const box = document.getElementById("graph");
+  const svg = box.querySelector("svg");
   const nodes = {};
   const edges = {};
   for (const g of svg.querySelectorAll("g.node")) {
     nodes[g.querySelector("title").textContent] = g;
   }
   for (const g of svg.querySelectorAll("g.edge")) {
-    edges[g.querySelector("title").textContent.replace("&#45;&gt;", "->")] = g;
+    edges[g.querySelector("title").textContent] = g;
   }
   const gradText = (id) => {
     const texts = nodes[id].querySelectorAll("text");
@@ -21,6 +23,21 @@
   // which nodes the forward pass computes (the others are leaves: known from the start)
   const computed = new Set(steps.filter((s) => s.kind === "forward").map((s) => s.node));
   let k = 0;
+
+  function reveal(id) {
+    // scroll the graph (never the page) so that the node is inside it, centred if it was out
+    const g = nodes[id];
+    if (!g || box.classList.contains("fit")) return;
+    const r = g.getBoundingClientRect();
+    const view = box.getBoundingClientRect();
+    const pad = 16;
+    if (r.left < view.left + pad || r.right > view.right - pad) {
+      box.scrollLeft += (r.left + r.right) / 2 - (view.left + view.right) / 2;
+    }
+    if (r.top < view.top + pad || r.bottom > view.bottom - pad) {
+      box.scrollTop += (r.top + r.bottom) / 2 - (view.top + view.bottom) / 2;
+    }
+  }
 
   function draw() {
     for (const [id, g] of Object.entries(nodes)) {
@@ -57,7 +74,7 @@
         for (const e of [s.edge, s.out]) if (edges[e]) edges[e].classList.add("current");
       }
       if (k === steps.length) {
-        panel.textContent += "\n\nDone: these are the gradients backward() computes.";
+        panel.textContent += "\nDone: these are the gradients backward() computes.";
       }
     }
     document.getElementById("counter").textContent = `step ${k} / ${steps.length}`;
@@ -70,19 +87,26 @@
   function go(to) {
     k = Math.max(0, Math.min(steps.length, to));
     draw();
-    const current = document.querySelector(".node.current");
-    if (current && current.scrollIntoView) current.scrollIntoView({block: "nearest", inline: "nearest"});
+    reveal(k === 0 ? data.root : steps[k - 1].node);
+  }
+
+  function fit(on) {
+    box.classList.toggle("fit", on);
+    document.getElementById("fit").setAttribute("aria-pressed", String(on));
+    reveal(k === 0 ? data.root : steps[k - 1].node);
   }
 
   document.getElementById("first").addEventListener("click", () => go(0));
   document.getElementById("prev").addEventListener("click", () => go(k - 1));
   document.getElementById("next").addEventListener("click", () => go(k + 1));
   document.getElementById("last").addEventListener("click", () => go(steps.length));
+  document.getElementById("fit").addEventListener("click", () => fit(!box.classList.contains("fit")));
   document.addEventListener("keydown", (e) => {
     if (e.key === "ArrowRight") go(k + 1);
     else if (e.key === "ArrowLeft") go(k - 1);
     else if (e.key === "Home") go(0);
     else if (e.key === "End") go(steps.length);
+    else if (e.key === "f" || e.key === "F") fit(!box.classList.contains("fit"));
     else return;
     e.preventDefault();
   });
@@ -92,6 +116,7 @@
     steps: steps.length,
     grad: (id) => gradText(id).textContent,
     go,
+    fit,
   };
-  draw();
+  go(0);
 })();

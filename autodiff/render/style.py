@@ -1,0 +1,99 @@
+"""The look every picture shares: font, numbers, label text, boxes and operation circles.
+
+The Value graphs (:mod:`autodiff.render`), the explorer and nn's network view all
+draw with these, so that a number, a label or an operation looks the same in each.
+
+Label text is user text and is shown *literally*: control characters become
+visible escapes (``\\n``, ``\\x07``), a label longer than :data:`LABEL_CHARS` is
+shortened with a visible ellipsis (the whole label goes into a tooltip), and
+:func:`dot_text` escapes what Graphviz would otherwise interpret (backslash
+escapes and HTML entities such as ``&amp;``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "FONT",
+    "FONTSIZE",
+    "LABEL_CHARS",
+    "box",
+    "dot_text",
+    "number",
+    "op_node",
+    "shortened",
+    "visible",
+]
+
+FONT = "Courier"  # known to every renderer's metrics; browsers use a monospace font alike
+FONTSIZE = 11.0
+#: Labels longer than this many characters are shortened, with "…", in the pictures.
+LABEL_CHARS = 32
+
+_CHAR = 0.6 * FONTSIZE  # Courier's advance is 0.6 em
+_LINE = 1.25 * FONTSIZE
+
+
+def number(x: float) -> str:
+    """A number to 4 decimal places; scientific notation where that would say nothing.
+
+    Every float is shown as what it is: ``-0.0000`` for −0.0, ``nan``, ``inf``, ``-inf``.
+    """
+    if x == 0.0:
+        return "-0.0000" if math.copysign(1.0, x) < 0.0 else "0.0000"
+    if math.isfinite(x) and 1e-4 <= abs(x) < 1e6:
+        return f"{x:.4f}"
+    return f"{x:.4e}" if math.isfinite(x) else str(x)
+
+
+def visible(s: str) -> str:
+    """User text as it should appear: control characters shown as escapes (\\n, \\x07)."""
+    out = []
+    for ch in s:
+        code = ord(ch)
+        if code < 32 or code == 127 or ch in "\u2028\u2029":
+            shown = {"\n": "n", "\t": "t", "\r": "r"}.get(ch)
+            if shown is None:
+                shown = f"x{code:02x}" if code < 256 else f"u{code:04x}"
+            out.append("\\" + shown)  # a visible backslash, then the letter
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def shortened(s: str, limit: int = LABEL_CHARS) -> str:
+    """`s` (already :func:`visible`) cut to `limit` characters, the last one "…"."""
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def dot_text(s: str) -> str:
+    """Text for a Graphviz label or tooltip that Graphviz shows literally.
+
+    A backslash is doubled (Graphviz reads ``\\n``, ``\\N`` … as escapes) and ``&``
+    becomes ``&amp;`` (Graphviz passes entities such as ``&lt;`` through to SVG, where
+    they would be decoded); the graphviz package quotes the rest.
+    """
+    return s.replace("\\", "\\\\").replace("&", "&amp;")
+
+
+def box(lines: Sequence[str], width_lines: Sequence[str] | None = None) -> dict[str, str]:
+    """Attributes of a fixed-size box holding `lines` of Courier text, shown literally.
+
+    The box is as wide as the longest of `width_lines` (default: `lines`), so that two
+    pictures can give one node the same box whatever each writes in it.
+    """
+    chars = max((len(line) for line in (width_lines or lines)), default=1)
+    return {
+        "label": "\n".join(dot_text(line) for line in lines),
+        "width": f"{(chars * _CHAR + 14) / 72:.3f}",
+        "height": f"{(len(lines) * _LINE + 8) / 72:.3f}",
+    }
+
+
+def op_node(symbol: str) -> dict[str, Any]:
+    """Attributes of the small circle an operation is drawn as, sized to its symbol."""
+    size = f"{max(0.3, (len(symbol) * _CHAR + 8) / 72):.3f}"
+    return {"label": dot_text(symbol), "shape": "circle", "width": size, "height": size}
