@@ -31,30 +31,32 @@ def lecture_graphs(out: str) -> list[str]:
     """Draw the lecture's network's loss for x = (1, 0), y = 1: forward and backward."""
     W, c, w, b = lecture.parameters()
     f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
-    f.L.backward()
-    everything = {"max_nodes": 100, "max_depth": 100}  # all of it: the README has room
+    # top to bottom, so that the whole graph (drawn whole by default) is legible in a
+    # README column of 830 px: tests/test_readme.py checks its smallest text
     return [
-        save(forward_graph(f.L, **everything), os.path.join(out, "lecture_forward.svg")),
-        save(backward_graph(f.L, **everything), os.path.join(out, "lecture_backward.svg")),
+        save(forward_graph(f.L, "TB"), os.path.join(out, "lecture_forward.svg")),
+        save(backward_graph(f.L, "TB"), os.path.join(out, "lecture_backward.svg")),
     ]
 
 
 def explorer_screenshot(out: str, step: int = 36) -> str:
-    """The lecture network's explorer at one backward step, screenshot in Chromium."""
+    """The lecture network's explorer at one backward step, laid out top to bottom and
+    fitted to a window as wide as a README column (830 px), screenshot in Chromium."""
     from playwright.sync_api import sync_playwright
 
     W, c, w, b = lecture.parameters()
     f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
     page_file = os.path.join(out, ".explorer.html")
-    explorer(f.L, page_file, title="The lecture's network, x = (1, 0), y = 1")
+    explorer(f.L, page_file, title="The lecture's network, x = (1, 0), y = 1", rankdir="TB")
     path = os.path.join(out, "explorer.png")
     flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        page = browser.new_page(viewport={"width": 1400, "height": 640})
+        page = browser.new_page(viewport={"width": 830, "height": 1480})
         page.goto(f"file://{os.path.abspath(page_file)}")
         page.evaluate(f"window.explorer.go({step})")
+        page.evaluate("window.explorer.fit(true)")
         page.screenshot(path=path)
         browser.close()
     os.remove(page_file)

@@ -199,6 +199,7 @@ def training_animation(
     path: str | os.PathLike[str],
     *,
     seconds: float = 0.25,
+    progress: bool = True,
 ) -> str:
     """A GIF of training: the decision boundary and the feature space, frame by frame.
 
@@ -206,8 +207,8 @@ def training_animation(
     features of `xs` and its output layer (w, b, level) at that step. Every frame
     has the same colour scale (P from 0 to 1) and the same axes (those that hold
     every frame's features), so that what moves is the model. A progress bar on
-    stderr counts the frames. Written with Pillow (matplotlib's own dependency);
-    returns the path.
+    stderr counts the frames (``progress=False``: none). Written with Pillow
+    (matplotlib's own dependency); returns the path.
     """
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -220,7 +221,7 @@ def training_animation(
     limits = _padded(lo, hi)
     images = []
     for step, loss, prob, hs, line in tqdm(
-        frames, desc="animation", unit="frame", file=sys.stderr, leave=False
+        frames, desc="animation", unit="frame", file=sys.stderr, leave=False, disable=not progress
     ):
         fig = Figure(figsize=(10, 4.4), layout="constrained", dpi=96)
         a, b_ax = fig.subplots(1, 2)

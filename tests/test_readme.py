@@ -22,6 +22,57 @@ def test_readme_example_runs(index, capsys, tmp_path, monkeypatch):
     exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
 
 
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_example_runs_when_pasted_into_the_python_prompt(index, tmp_path, monkeypatch):
+    # the interactive prompt reads a block line by line: a compound statement must end
+    # with a blank line before the next statement, or the paste stops with a SyntaxError
+    import code
+
+    monkeypatch.chdir(tmp_path)
+    errors: list[str] = []
+
+    class Prompt(code.InteractiveConsole):
+        def showsyntaxerror(self, filename=None, **kwargs):
+            errors.append("SyntaxError")
+
+        def showtraceback(self):
+            import traceback
+
+            errors.append(traceback.format_exc())
+
+    prompt = Prompt({"__name__": "__main__"})
+    for line in BLOCKS[index].splitlines():
+        prompt.push(line)
+    prompt.push("")
+    assert errors == [], f"README block {index}: {errors[0][-500:]}"
+
+
+def _smallest_text_px(svg: str, column: float = 830.0) -> float:
+    """The smallest text of an SVG, in CSS px, when it is shown `column` px wide at most
+    (a README column: an image wider than that is scaled down to fit)."""
+    width_pt = float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1))
+    view_w = float(re.search(r'viewBox="[\d.-]+ [\d.-]+ ([\d.]+)', svg).group(1))
+    scale = float(re.search(r'transform="scale\(([\d.]+)', svg).group(1))
+    shown_px = min(column, width_pt * 4 / 3)  # 1 pt = 4/3 px at 96 dpi
+    sizes = [float(f) for f in re.findall(r'font-size="([\d.]+)"', svg)]
+    return min(sizes) * scale * shown_px / view_w
+
+
+def test_every_svg_in_the_readme_is_legible_in_an_830_px_column():
+    figures = [p for p in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README) if p.endswith(".svg")]
+    assert len(figures) >= 3
+    for path in figures:
+        px = _smallest_text_px((ROOT / path).read_text(encoding="utf-8"))
+        assert px >= 8.0, (path, round(px, 2))
+    # and the check can fail: the old 1,920-px-wide layout of the lecture's graph could not
+    from autodiff.render import backward_graph, render_bytes
+    from nn import lecture
+
+    W, c, w, b = lecture.parameters()
+    wide = backward_graph(lecture.forward([1.0, 0.0], 1, W, c, w, b).L, "LR")
+    assert _smallest_text_px(render_bytes(wide).decode()) < 8.0
+
+
 def test_quick_start_is_what_ci_runs():
     assert 'pip install -e ".[dev]" && python -m nn.xor\npython -m pytest' in README
     ci = (ROOT / ".ci" / "run").read_text()

@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Mapping, Sequence
 
 import graphviz
 import graphviz.backend.dot_command
@@ -232,8 +233,8 @@ def _graph(
     ids: dict[Value, str],
     rankdir: str,
     *,
-    shown: dict[Value, tuple[str, ...]],
-    width: dict[Value, tuple[str, ...]],
+    shown: Mapping[Value, Sequence[str]],
+    width: Mapping[Value, Sequence[str]],
     grads: dict[Value, float] | None = None,
     fit: bool = True,
     spaced: bool = True,

@@ -109,6 +109,7 @@ def explorer(
     *,
     max_nodes: int | None = None,
     title: str | None = None,
+    rankdir: str = "LR",
 ) -> Explorer:
     """An HTML page that steps through the forward pass and back-propagation of `root`.
 
@@ -125,8 +126,10 @@ def explorer(
         max_nodes: at most this many Values (default :data:`EXPLORER_MAX_NODES`): every
             step of a bigger graph could not be drawn; ValueError says so.
         title: the page's heading (any text: it is shown literally).
+        rankdir: the graph's layout direction, as in :func:`~autodiff.render.forward_graph`
+            ("TB" suits a narrow screen).
     """
-    _check(root, "LR", "explorer")
+    _check(root, rankdir, "explorer")
     limit = EXPLORER_MAX_NODES if max_nodes is None else max_nodes
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise (ValueError if isinstance(limit, int) else TypeError)(
@@ -189,9 +192,9 @@ def explorer(
             grad[p] = after
             d_local = f"∂{child}/∂{term(p)}"
             formula = formulas[k]
-            shown = num(local)
+            value = num(local)
             is_number = re.fullmatch(r"[−-]?[\d.]+", formula) is not None
-            local_text = f"{d_local} = {shown}" if is_number else f"{d_local} = {formula} = {shown}"
+            local_text = f"{d_local} = {value}" if is_number else f"{d_local} = {formula} = {value}"
             lines = [
                 f"∂{r}/∂{term(p)} += {d_local} · ∂{r}/∂{term(node)}",
                 f"  local:     {local_text}",
@@ -232,9 +235,16 @@ def explorer(
         },
         "steps": steps,
     }
+    # each box as wide as the widest gradient it will show, at any step
+    widest = {ids[v]: "grad" for v in kept}
+    for s in steps:
+        if "shown_grad" in s and len(s["shown_grad"]) + 5 > len(widest[s["node"]]):
+            widest[s["node"]] = "grad " + s["shown_grad"]
     shown = {v: (names[v], f"data {num(v._data)}", "grad") for v in kept}
-    width = {v: (names[v], f"data {num(v._data)}", "grad -1.0000e-308") for v in kept}
-    graph = _graph("explorer", kept, ids, "LR", shown=shown, width=width, fit=False, spaced=False)
+    width = {v: (names[v], f"data {num(v._data)}", widest[ids[v]]) for v in kept}
+    graph = _graph(
+        "explorer", kept, ids, rankdir, shown=shown, width=width, fit=False, spaced=False
+    )
     svg = render_bytes(graph, "svg").decode("utf-8")
     page = _page(data, svg[svg.index("<svg") :])
     result = Explorer(page, len(steps))

@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import graphviz
+
 __all__ = [
     "FONT",
     "FONTSIZE",
@@ -72,11 +74,12 @@ def shortened(s: str, limit: int = LABEL_CHARS) -> str:
 def dot_text(s: str) -> str:
     """Text for a Graphviz label or tooltip that Graphviz shows literally.
 
-    A backslash is doubled (Graphviz reads ``\\n``, ``\\N`` … as escapes) and ``&``
+    A backslash is doubled (Graphviz reads ``\\n``, ``\\N`` … as escapes), ``&``
     becomes ``&amp;`` (Graphviz passes entities such as ``&lt;`` through to SVG, where
-    they would be decoded); the graphviz package quotes the rest.
+    they would be decoded), and the text is marked as never an HTML-like label (the
+    graphviz package would pass ``<…>`` through unquoted); it quotes the rest.
     """
-    return s.replace("\\", "\\\\").replace("&", "&amp;")
+    return graphviz.nohtml(s.replace("\\", "\\\\").replace("&", "&amp;"))
 
 
 def box(lines: Sequence[str], width_lines: Sequence[str] | None = None) -> dict[str, str]:
@@ -87,7 +90,7 @@ def box(lines: Sequence[str], width_lines: Sequence[str] | None = None) -> dict[
     """
     chars = max((len(line) for line in (width_lines or lines)), default=1)
     return {
-        "label": "\n".join(dot_text(line) for line in lines),
+        "label": dot_text("\n".join(lines)),
         "width": f"{(chars * _CHAR + 14) / 72:.3f}",
         "height": f"{(len(lines) * _LINE + 8) / 72:.3f}",
     }
