@@ -199,12 +199,29 @@ def gc_paused() -> Iterator[None]:
 
 
 def _as_float(x: object, where: str) -> float:
-    """The float of a real number; TypeError naming `where` for anything else."""
+    """The float of a real number; TypeError naming `where` for anything else, and
+    OverflowError naming it for a number too large for a float (an int of 10**400)."""
     if type(x) is float:
         return x  # type: ignore[return-value]
     if isinstance(x, numbers.Real):
-        return float(x)
-    raise TypeError(f"{where}: expected a real number (int or float), got {type(x).__name__} {x!r}")
+        try:
+            return float(x)
+        except OverflowError:
+            raise OverflowError(
+                f"{where}: {shown(x)} is too large for a float (the largest is 1.8e308)"
+            ) from None
+    raise TypeError(
+        f"{where}: expected a real number (int or float), got {type(x).__name__} {shown(x)}"
+    )
+
+
+def shown(x: object, limit: int = 60) -> str:
+    """``repr(x)`` for an error message, cut to about `limit` characters; an int too long to
+    print (Python refuses ints of over 4,300 digits) is described by its size instead."""
+    if isinstance(x, int) and x.bit_length() > 4000:
+        return f"an int of {x.bit_length()} bits"
+    text = repr(x)
+    return text if len(text) <= limit else f"{text[: limit - 12]}…{text[-10:]} ({len(text)} chars)"
 
 
 def _check_label(label: object, where: str) -> str:
@@ -623,11 +640,13 @@ def _lift(x: object, rule: Rule) -> Value:
     """A number as a leaf Value (the constant of ``x * 2``); TypeError naming `rule`."""
     if type(x) is Value:
         return x  # type: ignore[return-value]
-    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
-        return _leaf(float(x))  # type: ignore[arg-type]
+    if type(x) is float:
+        return _leaf(x)  # type: ignore[arg-type]
+    if isinstance(x, numbers.Real):
+        return _leaf(_as_float(x, f"{rule.name} ({rule.symbol})"))
     raise TypeError(
         f"{rule.name} ({rule.symbol}): expected a Value or a real number (int or float), "
-        f"got {type(x).__name__} {x!r}"
+        f"got {type(x).__name__} {shown(x)}"
     )
 
 

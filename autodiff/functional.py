@@ -3,10 +3,18 @@
 None of these touch ``.grad``: they return their results.
 
 First-order derivatives reuse the local derivatives each node stored as floats
-when it was made.  With ``create_graph=True`` the local derivatives are instead
-recomputed as Values from the same rules (:mod:`autodiff.rules`), so the result
-is a graph of its own that can be differentiated again.  The first-order path,
-and ``Value.backward``, pay nothing for this.
+when it was made.
+
+The chain rule's policy, the same on every path (``backward``, ``grad``, ``grad``
+with ``create_graph=True``, traced code): an edge contributes ``local × upstream``
+in IEEE arithmetic, so a local derivative of 0 under an infinite gradient gives
+NaN (0 · ∞), as in ``relu`` below its kink feeding ``sqrt`` at 0; and gradients
+are sums that start at +0.0, so a zero gradient is +0.0.
+
+With ``create_graph=True`` the local derivatives are instead recomputed as Values
+from the same rules (:mod:`autodiff.rules`), so the result is a graph of its own
+that can be differentiated again. The first-order path, and ``Value.backward``,
+pay nothing for this.
 """
 
 from __future__ import annotations
@@ -47,13 +55,15 @@ def grad(output: Value, inputs: Iterable[Value], *, create_graph: bool = False) 
         adjoint: dict[Value, Scalar] = {output: 1.0}
         with gc_paused(), enable_grad():
             _accumulate_graph(topological_order(output), adjoint)
-    else:
-        adjoint = adjoints(output)  # type: ignore[assignment]
-    results = []
-    for x in xs:
-        d = adjoint.get(x, 0.0)
-        results.append(d if isinstance(d, Value) else Value(d))
-    return results
+            results = []
+            for x in xs:
+                d = adjoint.get(x, 0.0)
+                if isinstance(d, Value) and d._data == 0.0:
+                    d = d + 0.0  # backward() sums onto +0.0: a zero gradient is never −0.0
+                results.append(d if isinstance(d, Value) else Value(d))
+        return results
+    adjoint = adjoints(output)  # type: ignore[assignment]
+    return [Value(adjoint.get(x, 0.0)) for x in xs]  # type: ignore[arg-type]
 
 
 def _inputs(inputs: object, where: str) -> list[Value]:
@@ -97,15 +107,21 @@ def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
         parents = node.parents
         locals_ = RULES[node.op].local(*parents, node)
         _check_unchanged(node, locals_)
+        finite = _finite(g)
         for parent, local in zip(parents, locals_):
             if type(local) is float:  # a constant derivative: skip the trivial nodes
-                if local == 0.0:
-                    continue
+                if local == 0.0 and finite:
+                    continue  # 0 · g for a finite g adds nothing; 0 · ±inf is NaN (IEEE)
                 term = g if local == 1.0 else local * g
             else:
                 term = local * g
             prev = adjoint.get(parent)
             adjoint[parent] = term if prev is None else prev + term
+
+
+def _finite(g: Scalar) -> bool:
+    x = g._data if isinstance(g, Value) else g
+    return x - x == 0.0
 
 
 def _check_unchanged(node: Value, locals_: Sequence[Scalar]) -> None:

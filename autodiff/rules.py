@@ -62,6 +62,7 @@ __all__ = [
     "sigmoid",
     "sigmoid_float",
     "softplus_float",
+    "undefined",
 ]
 
 # A number the rules compute with: a float, or a Value (duck-typed, see above).
@@ -319,8 +320,17 @@ def _pow_local(a: Num, b: Num, out: Num) -> tuple[Num, Num]:
     elif av == 0.0:
         db = 0.0  # 0^b = 0 for every b > 0: flat in b
     else:
-        db = _NAN  # a negative base: a^b is not real away from integer b
+        db = undefined(a, b)  # a negative base: a^b is not real away from integer b
     return da, db
+
+
+def undefined(a: Num, b: Num) -> Num:
+    """NaN, for a derivative that does not exist: on Values, a NaN whose own derivatives
+    in `a` and `b` are NaN too, so that higher derivatives agree whichever way they are
+    taken (a Hessian stays symmetric: NaN in both mixed partials)."""
+    if type(a) is float or type(b) is float or not hasattr(a, "_data"):
+        return _NAN
+    return a * _NAN + b * _NAN  # never overflows: NaN inputs are not an overflow
 
 
 def _dot_local(*args: Num) -> tuple[Num, ...]:

@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from autodiff import Value, dot
+from autodiff.engine import shown
 
 __all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Module", "Neuron"]
 
@@ -320,7 +321,7 @@ class Module:
                 if not isinstance(given, (list, tuple)):
                     raise ValueError(
                         f"load_state_dict: {name!r} holds {len(entry)} numbers, got "
-                        f"{type(given).__name__} {given!r}"
+                        f"{type(given).__name__} {shown(given)}"
                     )
                 if len(given) != len(entry):
                     raise ValueError(
@@ -357,9 +358,14 @@ class Module:
 
 
 def _real(x: object, where: str) -> float:
+    """The float of a real number (not a bool); TypeError naming `where` otherwise, and
+    ValueError for one too large for a float (an int of 10**400 in a file)."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{where}: expected a real number, got {type(x).__name__} {x!r}")
-    return float(x)
+        raise TypeError(f"{where}: expected a real number, got {type(x).__name__} {shown(x)}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise ValueError(f"{where}: {shown(x)} does not fit a float") from None
 
 
 class Neuron(Module):

@@ -26,21 +26,34 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from autodiff import Value, gc_paused
+from autodiff.engine import shown
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
 
 def _number(x: object, where: str) -> float:
-    """A real number (not a bool); TypeError naming `where` otherwise."""
+    """A real number (not a bool); TypeError naming `where` otherwise, ValueError for one
+    too large for a float."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
-        raise TypeError(f"{where} must be a real number, got {type(x).__name__} {x!r}")
-    return float(x)
+        raise TypeError(f"{where} must be a real number, got {type(x).__name__} {shown(x)}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise ValueError(f"{where} must fit a float, got {shown(x)}") from None
 
 
 def _in_unit(x: object, where: str) -> float:
     f = _number(x, where)
     if not 0.0 <= f < 1.0:
-        raise ValueError(f"{where} must be in [0, 1), got {x!r}")
+        raise ValueError(f"{where} must be in [0, 1), got {shown(x)}")
+    return f
+
+
+def _positive(x: object, where: str) -> float:
+    """A positive, finite number (a learning rate, Adam's eps)."""
+    f = _number(x, where)
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{where} must be a positive, finite number, got {shown(x)}")
     return f
 
 
@@ -65,10 +78,7 @@ class Optimizer:
             )
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{name}: a parameter is listed twice (it would be updated twice)")
-        lr_f = _number(lr, f"{name}: lr")
-        if not (math.isfinite(lr_f) and lr_f > 0):
-            raise ValueError(f"{name}: lr must be a positive, finite number, got {lr!r}")
-        self.lr = lr_f
+        self.lr = _positive(lr, f"{name}: lr")
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0."""
@@ -102,7 +112,13 @@ class Optimizer:
         return {"type": type(self).__name__, "lr": self.lr, **self._state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` gave; everything is checked before anything changes."""
+        """Restore what :meth:`state_dict` gave; everything is checked before anything changes.
+
+        The settings are held to the constructor's rules (a positive, finite ``lr``,
+        Adam's ``eps`` alike, betas and momentum in [0, 1)) and the running state to
+        what the update's arithmetic needs (one finite number per parameter; Adam's
+        second moments ≥ 0). ValueError or TypeError names the entry that does not fit.
+        """
         name = type(self).__name__
         if not isinstance(state, Mapping):
             raise TypeError(f"{name}.load_state_dict: expected a dict, got {type(state).__name__}")
@@ -118,7 +134,7 @@ class Optimizer:
                 f"{name}.load_state_dict: missing entries {missing}, "
                 f"unexpected entries {unexpected}"
             )
-        lr = _number(state["lr"], f"{name}.load_state_dict: 'lr'")
+        lr = _positive(state["lr"], f"{name}.load_state_dict: 'lr'")
         checked = self._check_state(state)
         self.lr = lr
         for key, value in checked.items():
@@ -130,13 +146,23 @@ class Optimizer:
     def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _floats(self, state: Mapping[str, Any], key: str) -> list[float]:
+    def _floats(
+        self, state: Mapping[str, Any], key: str, *, nonnegative: bool = False
+    ) -> list[float]:
+        """One finite number per parameter (≥ 0 with `nonnegative`)."""
         where = f"{type(self).__name__}.load_state_dict: {key!r}"
         value = state[key]
         if not isinstance(value, (list, tuple)) or len(value) != len(self.params):
-            shown = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
-            raise ValueError(f"{where} must list {len(self.params)} numbers, got {shown}")
-        return [_number(x, f"{where}[{i}]") for i, x in enumerate(value)]
+            got = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+            raise ValueError(f"{where} must list {len(self.params)} numbers, got {got}")
+        out = []
+        for i, x in enumerate(value):
+            f = _number(x, f"{where}[{i}]")
+            if not math.isfinite(f) or (nonnegative and not f >= 0.0):
+                need = "a finite number ≥ 0" if nonnegative else "a finite number"
+                raise ValueError(f"{where}[{i}] must be {need}, got {shown(x)}")
+            out.append(f)
+        return out
 
 
 class SGD(Optimizer):
@@ -176,10 +202,7 @@ class Adam(Optimizer):
     ) -> None:
         super().__init__(params, lr)
         self.betas = self._betas(betas, "Adam: betas")
-        eps_f = _number(eps, "Adam: eps")
-        if not (eps_f > 0.0 and math.isfinite(eps_f)):
-            raise ValueError(f"Adam: eps must be a positive, finite number, got {eps!r}")
-        self.eps = eps_f
+        self.eps = _positive(eps, "Adam: eps")
         self.t = 0
         self._m = [0.0] * len(self.params)
         self._v = [0.0] * len(self.params)
@@ -187,7 +210,7 @@ class Adam(Optimizer):
     @staticmethod
     def _betas(betas: object, where: str) -> tuple[float, float]:
         if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-            raise ValueError(f"{where} must be two numbers (β₁, β₂), got {betas!r}")
+            raise ValueError(f"{where} must be two numbers (β₁, β₂), got {shown(betas)}")
         b1, b2 = (_in_unit(b, f"{where}[{i}]") for i, b in enumerate(betas))
         return b1, b2
 
@@ -216,12 +239,12 @@ class Adam(Optimizer):
         where = "Adam.load_state_dict"
         t = state["t"]
         if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-            raise ValueError(f"{where}: 't' must be a step count >= 0, got {t!r}")
-        eps = _number(state["eps"], f"{where}: 'eps'")
+            raise ValueError(f"{where}: 't' must be a step count >= 0, got {shown(t)}")
+        eps = _positive(state["eps"], f"{where}: 'eps'")
         return {
             "betas": self._betas(state["betas"], f"{where}: 'betas'"),
             "eps": eps,
             "t": t,
             "_m": self._floats(state, "m"),
-            "_v": self._floats(state, "v"),
+            "_v": self._floats(state, "v", nonnegative=True),  # √v in the update
         }

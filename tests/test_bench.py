@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 
+import oracle
 import pytest
 
 pytest.importorskip("micrograd")  # in the dev extra; the bench's peer
@@ -60,7 +61,7 @@ def test_the_engine_level_loss_traces_to_the_numbers_of_the_epoch():
 
 
 def test_the_pytorch_step_computes_the_same_loss_when_torch_is_there():
-    pytest.importorskip("torch")
+    oracle.torch()
     ours = bench.autodiff_batched_step(bench.batch_setup(50))
     theirs = bench.torch_batched_step(bench.batch_setup(50))
     for _ in range(3):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 
+import oracle
 import pytest
 from graphs import ANY_SPECIAL, OPS, Graph, graphs
 from hypothesis import assume, given
 
 from autodiff import Value, hessian
 
-torch = pytest.importorskip("torch")
+torch = oracle.torch()
 
 
 class TorchNode:

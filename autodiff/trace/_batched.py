@@ -219,8 +219,13 @@ class BatchedTraced:
                 )
             size = int(a.shape[0])
             args.append(a)
+        if not size:
+            raise ValueError(
+                "BatchedTraced: the batch is empty (every array input has 0 samples); "
+                "give at least one sample"
+            )
         mask = tuple(not isinstance(a, float) for a in args)
-        return xp, args, mask, size or 0, device
+        return xp, args, mask, size, device
 
     def _np_like(self, xp: Any) -> bool:
         return "numpy" in getattr(xp, "__name__", "")
@@ -374,12 +379,12 @@ class BatchedTraced:
             per_sample = {i: g / size for i, (g, a) in enumerate(zip(grads_ps, mask)) if a}
         it = iter(shared_list)
         grads: list[Any] = []
-        for i, is_array in enumerate(mask):
+        for i, is_array in enumerate(mask):  # (+ 0.0: a zero gradient is +0.0, as backward's)
             if is_array:
                 g = per_sample.get(i)
-                grads.append(xp.zeros(size, dtype=xp.float64) if g is None else g)
+                grads.append(xp.zeros(size, dtype=xp.float64) if g is None else g + 0.0)
             else:
-                grads.append(next(it))
+                grads.append(next(it) + 0.0)
         return mean, grads
 
     def __repr__(self) -> str:

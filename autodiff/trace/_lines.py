@@ -261,7 +261,10 @@ class LineCode:
                     n_locals += 1
                     lines.append(f"    {var} = {self._call('l', name, args)}")
                     local[c] = [sym(f"{var}[{k}]") for k in range(len(args) - 1)]
-        grads = [grad[i].code if i in grad else "0.0" for i in range(tape.n_in)]
+        # backward() sums each gradient onto +0.0, so that a zero gradient is +0.0; this
+        # code writes the first term directly, so it adds the +0.0 at the end (exact: only
+        # the sign of a zero can differ, and only in the sum's last step)
+        grads = [f"{grad[i].code} + 0.0" if i in grad else "0.0" for i in range(tape.n_in)]
         return lines, grads
 
     # -- the functions -------------------------------------------------------------

@@ -1,0 +1,440 @@
+"""Trust, round three: hostile files and states, standard files, signed zeros, one chain
+rule policy on every path, conversion errors that name their operation, empty batches."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from autodiff import Value, dot, grad, hessian, trace
+from nn import load, save
+from nn.module import MLP
+from nn.optim import SGD, Adam
+
+
+def bits(xs) -> list[bytes]:
+    return [struct.pack("<d", x) for x in xs]
+
+
+def dump(obj) -> str:
+    """A state as text: json writes floats with repr, so −0.0 is not 0.0 here."""
+    return json.dumps(obj, sort_keys=True)
+
+
+def trained(seed: int = 0) -> tuple[MLP, Adam, SGD]:
+    model = MLP(2, [3, 1], seed=seed)
+    adam = Adam(model.parameters(), lr=0.01)
+    sgd = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(2):
+        loss = (model([1.0, -2.0]) - 0.5) ** 2  # type: ignore[operator]
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+        sgd.step()
+    return model, adam, sgd
+
+
+# -- 1. optimizer state is validated on load as on construction --------------------------------
+
+
+ADAM_BAD = [
+    ("lr", -0.1, ValueError, r"'lr' must be a positive, finite number, got -0.1"),
+    ("lr", math.nan, ValueError, r"'lr' must be a positive, finite number, got nan"),
+    ("lr", math.inf, ValueError, r"'lr' must be a positive, finite"),
+    ("lr", 0, ValueError, r"'lr' must be a positive"),
+    ("lr", 10**400, ValueError, r"'lr' must fit a float"),
+    ("lr", "0.1", TypeError, r"'lr' must be a real number, got str"),
+    ("eps", 0.0, ValueError, r"'eps' must be a positive, finite number"),
+    ("eps", -1e-8, ValueError, r"'eps' must be a positive"),
+    ("eps", math.nan, ValueError, r"'eps' must be a positive"),
+    ("betas", [0.9, 1.0], ValueError, r"'betas'\[1\] must be in \[0, 1\)"),
+    ("betas", [0.9], ValueError, r"'betas' must be two numbers"),
+    ("t", True, ValueError, r"'t' must be a step count"),
+    ("t", -1, ValueError, r"'t' must be a step count"),
+    ("m", "x", ValueError, r"'m' must list 13 numbers, got str"),
+    ("m", [0.0] * 8, ValueError, r"'m' must list 13 numbers, got 8"),
+    ("type", "SGD", ValueError, r"the state is of a 'SGD' optimizer"),
+]
+
+
+@pytest.mark.parametrize(("key", "bad", "error", "match"), ADAM_BAD)
+def test_adam_load_state_dict_refuses_what_the_constructor_refuses(key, bad, error, match):
+    _, adam, _ = trained()
+    state = adam.state_dict()
+    before = dump(adam.state_dict())
+    state[key] = bad
+    with pytest.raises(error, match=match):
+        adam.load_state_dict(state)
+    assert dump(adam.state_dict()) == before  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("key", "index", "bad", "match"),
+    [
+        ("v", 4, -1e-12, r"'v'\[4\] must be a finite number ≥ 0, got -1e-12"),
+        ("v", 0, math.nan, r"'v'\[0\] must be a finite number ≥ 0, got nan"),
+        ("v", 1, math.inf, r"'v'\[1\] must be a finite number ≥ 0"),
+        ("m", 2, math.inf, r"'m'\[2\] must be a finite number, got inf"),
+        ("m", 3, 10**400, r"'m'\[3\] must fit a float"),
+        ("m", 3, None, r"'m'\[3\] must be a real number, got NoneType"),
+    ],
+)
+def test_adam_buffers_are_checked_entry_by_entry(key, index, bad, match):
+    model, adam, _ = trained()
+    state = adam.state_dict()
+    state[key][index] = bad
+    before = dump(adam.state_dict())
+    with pytest.raises((ValueError, TypeError), match=match):
+        adam.load_state_dict(state)
+    assert dump(adam.state_dict()) == before
+    adam.step()  # and still steps (a negative second moment once killed it: √v)
+    assert all(math.isfinite(p.data) for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "match"),
+    [
+        ("lr", -1.0, r"SGD.load_state_dict: 'lr' must be a positive, finite number"),
+        ("momentum", 1.0, r"'momentum' must be in \[0, 1\)"),
+        ("momentum", math.nan, r"'momentum' must be in \[0, 1\)"),
+        ("velocity", [math.inf] + [0.0] * 12, r"'velocity'\[0\] must be a finite number"),
+    ],
+)
+def test_sgd_load_state_dict_checks_settings_and_velocity(key, bad, match):
+    _, _, sgd = trained()
+    state = sgd.state_dict()
+    state[key] = bad
+    before = dump(sgd.state_dict())
+    with pytest.raises(ValueError, match=match):
+        sgd.load_state_dict(state)
+    assert dump(sgd.state_dict()) == before
+
+
+# -- 1. hostile files --------------------------------------------------------------------------
+
+
+def saved(tmp_path, model, opt=None) -> tuple[str, dict]:
+    path = save(tmp_path / "m.json", model, opt)
+    return path, json.loads(open(path, encoding="utf-8").read())
+
+
+def write(path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _scalar_key(doc: dict) -> str:
+    """A model entry that holds one number (a bias)."""
+    return next(k for k, v in doc["model"]["state"].items() if not isinstance(v, list))
+
+
+def hostile_documents(doc: dict) -> list[tuple[str, str, type, str]]:
+    """(what, file text, error, message) for files a peer might be handed."""
+    key = _scalar_key(doc)
+    out = [
+        ("deep nesting", "[" * 200_000 + "]" * 200_000, ValueError, "nested too deeply"),
+        ("deep object", '{"a":' * 200_000 + "1" + "}" * 200_000, ValueError, "nested too deeply"),
+        ("not JSON", "{'format': 1}", ValueError, "not a readable JSON file"),
+        ("a list", "[1, 2]", ValueError, "is not an autodiff-nn file"),
+        ("an empty file", "", ValueError, "not a readable JSON file"),
+        (
+            "a huge literal",
+            json.dumps(doc).replace(json.dumps(doc["model"]["state"][key]), "1e400", 1),
+            ValueError,
+            "too large for a float",
+        ),
+    ]
+    for what, path, value, error, match in [
+        ("model is a list", ("model",), [], TypeError, r"'model' must be a JSON object, got list"),
+        ("model is null", ("model",), None, TypeError, r"'model' must be a JSON object"),
+        ("state is a string", ("model", "state"), "x", TypeError, r"'model.state' must be a JSON"),
+        ("optimizer is a number", ("optimizer",), 3, TypeError, r"'optimizer' must be a JSON"),
+        ("version is a string", ("version",), "1", ValueError, "unsupported version '1'"),
+        ("version is true", ("version",), True, ValueError, "unsupported version True"),
+        ("class is a list", ("model", "class"), ["MLP"], ValueError, r"holds a \['MLP'\]"),
+        (
+            "an entry of 10**400",
+            ("model", "state", key),
+            10**400,
+            ValueError,
+            rf"'{key}'.* does not fit a float",
+        ),
+        (
+            "a nested entry",
+            ("model", "state", key),
+            [[1.0]],
+            TypeError,
+            rf"'{key}'.* expected a real number, got list",
+        ),
+        (
+            "a string entry",
+            ("model", "state", key),
+            "one",
+            TypeError,
+            rf"'{key}'.* expected a real number, got str",
+        ),
+        ("a bool entry", ("model", "state", key), True, (TypeError, ValueError), rf"'{key}'"),
+        (
+            "an object entry",
+            ("model", "state", key),
+            {"a": 1},
+            (TypeError, ValueError),
+            rf"'{key}'",
+        ),
+        ("an lr of 'inf'", ("optimizer", "lr"), "inf", ValueError, r"'lr' must be a positive"),
+        (
+            "a negative second moment",
+            ("optimizer", "v"),
+            [-1.0] * 13,
+            ValueError,
+            r"'v'\[0\] must be a finite number ≥ 0",
+        ),
+    ]:
+        d = json.loads(json.dumps(doc))
+        target = d
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+        out.append((what, json.dumps(d), error, match))
+    twice = json.dumps(doc)[:-1] + ', "version": 1}'
+    out.append(("a name given twice", twice, ValueError, "'version' appears twice"))
+    # an int of 5,001 digits, written by hand: Python 3.11+ refuses to read one that long,
+    # 3.10 reads it, and then it does not fit a float: a ValueError either way
+    huge = json.dumps(doc).replace(json.dumps(doc["model"]["state"][key]), "1" + "0" * 5000, 1)
+    out.append(("an entry of 10**5000", huge, ValueError, "not a readable JSON|not fit a float"))
+    return out
+
+
+def test_hostile_files_get_clear_errors_and_change_nothing(tmp_path):
+    model, adam, _ = trained()
+    path, doc = saved(tmp_path, model, adam)
+    before = dump(model.state_dict()), dump(adam.state_dict())
+    cases = hostile_documents(doc)
+    for what, text, error, match in cases:
+        hostile = tmp_path / "hostile.json"
+        write(hostile, text)
+        with pytest.raises(error, match=match):
+            load(hostile, model, adam)
+        assert (dump(model.state_dict()), dump(adam.state_dict())) == before, what
+    assert len(cases) >= 20
+    load(path, model, adam)  # the good file still loads
+
+
+# -- 2. standard files ---------------------------------------------------------------------------
+
+
+def test_saved_files_are_standard_json_and_round_trip_every_float_exactly(tmp_path):
+    model = MLP(2, [2, 1], seed=0)
+    specials = [math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1.7976931348623157e308]
+    params = model.parameters()
+    for p, x in zip(params, specials):
+        p.data = x
+    path = save(tmp_path / "m.json", model)
+    text = open(path, encoding="utf-8").read()
+
+    def refuse(name):
+        raise AssertionError(f"not standard JSON: {name}")
+
+    json.loads(text, parse_constant=refuse)  # no bare NaN or Infinity
+    assert '"nan"' in text and '"-nan"' in text and '"-inf"' in text and "-0.0" in text
+    twin = MLP(2, [2, 1], seed=1)
+    load(path, twin)
+    assert bits([p.data for p in twin.parameters()]) == bits([p.data for p in params])
+
+
+def test_files_written_by_older_versions_with_bare_nan_still_load(tmp_path):
+    model = MLP(2, [1], seed=0)
+    state = {k: math.nan for k in model.state_dict()} | {"layers.0.neurons.0.w": [math.inf, 1.0]}
+    doc = {"format": "autodiff-nn", "version": 1, "model": {"class": "MLP", "state": state}}
+    write(tmp_path / "old.json", json.dumps(doc))  # NaN, Infinity: Python's old default
+    load(tmp_path / "old.json", model)
+    assert math.isnan(model.layers[0].neurons[0].b.data)
+
+
+def test_a_new_file_gets_open_s_mode_and_an_existing_file_keeps_its_own(tmp_path):
+    model = MLP(2, [1], seed=0)
+    umask = os.umask(0o022)
+    try:
+        os.umask(0o027)
+        path = save(tmp_path / "new.json", model)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o640  # 0666 less the umask
+        with open(tmp_path / "by_open.json", "w"):
+            pass
+        assert stat.S_IMODE(os.stat(tmp_path / "by_open.json").st_mode) == 0o640
+        write(tmp_path / "old.json", "{}")
+        os.chmod(tmp_path / "old.json", 0o604)
+        save(tmp_path / "old.json", model)
+        assert stat.S_IMODE(os.stat(tmp_path / "old.json").st_mode) == 0o604
+    finally:
+        os.umask(umask)
+    assert sorted(os.listdir(tmp_path)) == ["by_open.json", "new.json", "old.json"]
+
+
+def test_writes_stay_atomic_on_failure_and_under_concurrent_saves(tmp_path, monkeypatch):
+    model = MLP(2, [4, 1], seed=0)
+    path = save(tmp_path / "m.json", model)
+    good = open(path, encoding="utf-8").read()
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", fail)
+        with pytest.raises(OSError, match="disk full"):
+            save(path, MLP(2, [4, 1], seed=1))
+    assert open(path, encoding="utf-8").read() == good
+    assert os.listdir(tmp_path) == ["m.json"]  # no temporary file left behind
+    models = [MLP(2, [4, 1], seed=s) for s in range(8)]
+    threads = [threading.Thread(target=save, args=(path, m)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    twin = MLP(2, [4, 1], seed=99)
+    load(path, twin)  # one of the eight, whole
+    assert any(dump(twin.state_dict()) == dump(m.state_dict()) for m in models)
+    assert os.listdir(tmp_path) == ["m.json"]
+
+
+# -- 3. one answer per question ------------------------------------------------------------------
+
+
+def _all_paths(f, point):
+    """∂f/∂x by backward(), grad(), grad(create_graph=True), and traced code in every mode."""
+    xs = [Value(v) for v in point]
+    y = f(xs)
+    y.backward()
+    out = {"backward": [x.grad for x in xs]}
+    xs2 = [Value(v) for v in point]
+    out["grad"] = [d.data for d in grad(f(xs2), xs2)]
+    xs3 = [Value(v) for v in point]
+    out["create_graph"] = [d.data for d in grad(f(xs3), xs3, create_graph=True)]
+    for mode in ("lines", "groups"):
+        out[mode] = trace(f, point, mode=mode).value_and_grad(point)[1]
+    batched = trace(f, point, batched=True)
+    _, g = batched.value_and_grad([np.array([v]) for v in point])
+    out["batched"] = [float(a[0]) for a in g]
+    return out
+
+
+CHAIN_CASES = {
+    # relu below its kink under an infinite upstream gradient: 0 · ∞ = NaN, on every path
+    "relu(x)·inf": (lambda v: v[0].relu() * v[1], [-1.0, math.inf]),
+    "sqrt(relu(x)) below the kink": (lambda v: v[0].relu().sqrt(), [-1.0]),
+    "sqrt(relu(x)) at the kink": (lambda v: v[0].relu().sqrt(), [0.0]),
+    "abs at 0 under inf": (lambda v: abs(v[0]).sqrt(), [0.0]),
+    "0·x under inf": (lambda v: (v[0] * 0.0).sqrt(), [2.0]),
+    "x**0 under inf": (lambda v: (v[0] ** 0.0 - 1.0).sqrt(), [3.0]),
+    "signed zeros": (lambda v: v[0] * -0.0 + v[1] * v[0] * 0.0, [1.0, -2.0]),
+    "two −0.0 terms": (lambda v: v[0] * -0.0 + v[0] * -0.0, [5.0]),
+    "dot with −0.0": (lambda v: dot([v[0], v[1]], [-0.0, -0.0], -0.0), [1.0, 2.0]),
+}
+
+
+@pytest.mark.parametrize("case", list(CHAIN_CASES))
+def test_every_path_gives_one_answer_bit_for_bit(case):
+    f, point = CHAIN_CASES[case]
+    answers = _all_paths(f, point)
+    expected = bits(answers["backward"])
+    for path, got in answers.items():
+        assert bits(got) == expected, (path, got, answers["backward"])
+    if "under inf" in case or case.startswith("relu") or "below" in case:
+        assert math.isnan(answers["backward"][0])  # the documented policy: 0 · ∞ is NaN
+
+
+@pytest.mark.parametrize(
+    ("f", "point"),
+    [
+        (lambda v: v[0] ** v[1], [-2.0, 2.0]),
+        (lambda v: v[0] ** v[1], [-2.0, 3.0]),
+        (lambda v: v[1] * v[0] ** v[1], [-1.5, 2.0]),
+        (lambda v: (v[0] ** v[1]).exp() * v[2], [-1.0, 4.0, 0.5]),
+        (lambda v: v[0] ** v[1] + v[1] ** v[0], [-2.0, -3.0]),
+        (lambda v: v[0] ** v[1], [0.0, 2.0]),
+        (lambda v: v[0] ** v[1], [3.0, 0.0]),
+        (lambda v: v[0].relu() * v[1], [0.0, 2.0]),
+        (lambda v: abs(v[0]) * v[1] ** 2, [0.0, -0.0]),
+    ],
+)
+def test_hessians_are_symmetric_wherever_they_are_numbers(f, point):
+    H = hessian(f, point)
+    n = len(point)
+    for i in range(n):
+        for j in range(n):
+            assert bits([H[i][j]]) == bits([H[j][i]]) or (
+                math.isnan(H[i][j]) and math.isnan(H[j][i])
+            ), (i, j, H)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: Value(10**400), OverflowError, r"^Value: 1000.*too large for a float"),
+        (lambda: Value(1.0) * 10**400, OverflowError, r"^mul \(×\): 1000.*too large"),
+        (lambda: 10**400 + Value(1.0), OverflowError, r"^add \(\+\): 1000"),
+        (lambda: Value(1.0) - 10**400, OverflowError, r"^sub \(−\): 1000"),
+        (lambda: Value(2.0) / 10**400, OverflowError, r"^div \(÷\): 1000"),
+        (lambda: Value(2.0) ** 10**5000, OverflowError, r"^pow \(\^\): an int of 16610 bits"),
+        (lambda: dot([Value(1.0)], [10**400]), OverflowError, r"^dot \(Σ\): 1000"),
+        (lambda: setattr(Value(1.0), "data", 10**400), OverflowError, r"^Value\.data: 1000"),
+        (lambda: Value(1.0).backward(10**400), OverflowError, r"^backward: gradient: 1000"),
+        (lambda: Value(1.0) * "2", TypeError, r"^mul \(×\): expected a Value or a real number"),
+        (lambda: Value(object()), TypeError, r"^Value: expected a real number"),
+    ],
+)
+def test_every_conversion_error_names_the_operation_and_the_value(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_traced_code_names_its_inputs_when_they_do_not_fit():
+    traced = trace(lambda v: v[0] * v[1], [1.0, 2.0])
+    with pytest.raises(OverflowError, match=r"1000.*too large for a float"):
+        traced.value_and_grad([10**400, 1.0])
+    batched = trace(lambda v: v[0] * v[1], [1.0, 2.0], batched=True)
+    with pytest.raises(OverflowError, match=r"xs\[1\]: 1000.*too large"):
+        batched.mean_value_and_grad([np.ones(3), 10**400])
+
+
+# -- 4. empty input ---------------------------------------------------------------------------
+
+
+def test_every_batched_entry_point_says_the_batch_is_empty():
+    batched = trace(lambda v: v[0] * v[1] + v[2], [1.0, 2.0, 3.0], batched=True)
+    empty = [np.array([]), 2.0, np.zeros(0)]
+    for call in (batched, batched.value_and_grad, batched.mean_value_and_grad):
+        with pytest.raises(ValueError, match="the batch is empty"):
+            call(empty)
+    from nn.train import compile_batch_step
+
+    model = MLP(2, [2, 1], seed=0)
+    with pytest.raises(ValueError, match="the batch is empty"):
+        compile_batch_step(
+            model, lambda x, y: (model(x) - y) ** 2, [], [], SGD(model.parameters(), 0.1)
+        )
+
+
+# -- threads: the same answers in a second thread --------------------------------------------------
+
+
+def test_the_policy_holds_in_other_threads():
+    results = {}
+
+    def run(name):
+        results[name] = {k: bits(v) for k, v in _all_paths(*CHAIN_CASES[name]).items()}
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in CHAIN_CASES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(results) == set(CHAIN_CASES)
+    for name, answers in results.items():
+        assert len({tuple(v) for v in answers.values()}) == 1, name
