@@ -49,4 +49,4 @@ __all__ = [
     "TraceError",
     "TraceWarning",
 ]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

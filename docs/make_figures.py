@@ -7,6 +7,7 @@
   with the gradients of one sample's loss;
 * explorer.png: the explorer of the lecture's network at one step of
   back-propagation, as Chromium shows it (needs Chromium and Playwright);
+* layers.png: its layer explorer at ∇_W L (L16), one entry opened into its scalar edge;
 * xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
   learns with its defaults;
 * notebook_softplus.png: the notebook's L8-L9 figure (σ, ζ, and ζ's gradient
@@ -24,6 +25,7 @@ import nbformat
 
 from autodiff.render import backward_graph, explorer, forward_graph, save
 from nn import lecture
+from nn.draw import layer_explorer
 from nn.xor import main as xor_main
 
 
@@ -63,6 +65,29 @@ def explorer_screenshot(out: str, step: int = 36) -> str:
     return path
 
 
+def layers_screenshot(out: str, step: int = 12) -> str:
+    """The lecture network's layer explorer at ∇_W L (L16), one entry opened into its
+    scalar edge, in a window as wide as a README column (830 px)."""
+    from playwright.sync_api import sync_playwright
+
+    page_file = os.path.join(out, ".layers.html")
+    title = "The lecture's network, layer by layer, x = (1, 0), y = 1"
+    layer_explorer(lecture.mlp(), [1.0, 0.0], 1, page_file, title=title)
+    path = os.path.join(out, "layers.png")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = browser.new_page(viewport={"width": 830, "height": 500})
+        page.goto(f"file://{os.path.abspath(page_file)}")
+        page.evaluate(f"window.layers.go({step})")
+        page.click("td[data-key='W1_0_0']")
+        page.screenshot(path=path)
+        browser.close()
+    os.remove(page_file)
+    return path
+
+
 def notebook_figure(out: str, marker: str = "softplus ζ(r) ≈ max(0, r)") -> str:
     """The PNG that the notebook cell containing `marker` shows, written to `out`."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -84,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     written = [*lecture_graphs(args.out), notebook_figure(args.out), explorer_screenshot(args.out)]
+    written.append(layers_screenshot(args.out))
     tmp = os.path.join(args.out, ".xor")
     xor_main(["--out", tmp])
     for name in ("decision_boundary.png", "feature_space.png"):

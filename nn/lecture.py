@@ -9,6 +9,8 @@ c, w ∈ R², b a scalar, y ∈ {0, 1}. Matrices are lists of rows.
 * :func:`relu_network` — L5/L6, h = max(0, Wᵀx + c), y = wᵀh + b.
 * :func:`forward` — L11, the forward pass u¹ … L with the logistic head, every
   step a labelled Value ready to be drawn.
+* :func:`mlp` — the same network as an ``nn.MLP`` (for the network views and the
+  layer explorer).
 * :func:`slide_gradients` — L12, L13, L16: the slides' closed-form gradients,
   computed with plain floats, to set beside the engine's.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from autodiff import Value
 from autodiff.rules import sigmoid_float
+from nn.module import MLP
 
 __all__ = [
     "LECTURE_B",
@@ -30,6 +33,7 @@ __all__ = [
     "collapse_linear",
     "fit_linear_xor",
     "forward",
+    "mlp",
     "parameters",
     "perceptron",
     "relu_network",
@@ -62,6 +66,21 @@ def _dot(a: Sequence[Num], b: Sequence[Num]) -> Num:
     for ai, bi in zip(a[1:], b[1:]):
         s = s + ai * bi
     return s
+
+
+def mlp() -> MLP:
+    """The slide's hand-set network (L6) as an :class:`nn.MLP`: MLP(2, [2, 1]), ReLU, with
+    W, c, w, b set to the slide's numbers (W[i][j] is the weight from input i to unit j)."""
+    model = MLP(2, [2, 1], activation="relu", seed=0)
+    hidden, out = model.layers[0].neurons, model.layers[1].neurons[0]
+    for j, neuron in enumerate(hidden):
+        for i, w in enumerate(neuron.w):
+            w.data = LECTURE_W[i][j]
+        neuron.b.data = LECTURE_C[j]
+    for i, w in enumerate(out.w):
+        w.data = LECTURE_W_OUT[i]
+    out.b.data = LECTURE_B
+    return model
 
 
 def perceptron(x: Sequence[Num], w: Sequence[Num], b: Num) -> Value:

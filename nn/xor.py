@@ -15,6 +15,8 @@ and the predicted class; writes into DIR:
   to what fits a screen (:mod:`autodiff.render`);
 * ``backprop.html``: back-propagation through the lecture's network, to step
   through in a browser (:func:`autodiff.render.explorer`);
+* ``layers.html``: the same back-propagation layer by layer, the lecture's
+  L12–L17 with their vectors and matrices (:func:`nn.draw.layer_explorer`);
 * ``decision_boundary.png`` and ``feature_space.png``; with ``--animate``,
   ``training.gif``: both, over the course of training.
 
@@ -43,7 +45,7 @@ from autodiff.render import (
 )
 from nn import lecture
 from nn.data import xor
-from nn.draw import network_graph
+from nn.draw import layer_explorer, network_graph
 from nn.module import MLP
 from nn.plots import decision_boundary, feature_space, training_animation
 from nn.train import XOR_DEFAULTS, accuracy, predict_proba, train_xor
@@ -186,6 +188,10 @@ def _write_pictures(model: MLP | None, out: str) -> list[str]:
         title = "Back-propagation through the lecture's network, x = (1, 0), y = 1"
         path = os.path.join(out, "backprop.html")
         explorer(L, path, title=title)
+        written.append(path)
+        title = "The lecture's network, layer by layer (L12–L17), x = (1, 0), y = 1"
+        path = os.path.join(out, "layers.html")
+        layer_explorer(lecture.mlp(), x, y, path, title=title)
         written.append(path)
     except RendererNotFoundError as e:
         print(f"warning: network pictures not drawn: {e}", file=sys.stderr)

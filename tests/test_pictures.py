@@ -24,7 +24,7 @@ from autodiff.render import (
 )
 from nn import plots
 from nn.data import xor
-from nn.draw import network_graph
+from nn.draw import layer_explorer, network_graph
 from nn.module import MLP
 
 
@@ -75,6 +75,7 @@ def test_every_drawing_function_leaves_every_data_and_grad_bit_identical(tmp_pat
         "explorer": lambda: explorer(L).html,
         "network forward": lambda: network_graph(model, [1.0, 0.0]).source,
         "network backward": lambda: network_graph(model, [1.0, 0.0], 1, kind="backward").source,
+        "layer_explorer": lambda: layer_explorer(model, [1.0, 0.0], 1).html,
         "decision_boundary": lambda: plots.decision_boundary(prob, xs, ys, resolution=10),
         "feature_space": lambda: plots.feature_space(xs, hs, ys, line=line),
         "training_animation": lambda: plots.training_animation(

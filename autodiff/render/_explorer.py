@@ -24,7 +24,6 @@ inlined. In Jupyter the returned object displays itself inline.
 from __future__ import annotations
 
 import html
-import json
 import os
 import re
 from importlib import resources
@@ -257,13 +256,6 @@ def _asset(name: str) -> str:
     return (resources.files("autodiff.render") / "assets" / name).read_text(encoding="utf-8")
 
 
-#: What JSON inside a <script> element must not contain literally: an end tag or a
-#: comment opener could end or change the script; U+2028/9 end a line in old parsers.
-_SCRIPT_SAFE = str.maketrans(
-    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-)
-
-
 def _page(data: dict[str, Any], svg: str) -> str:
     """The HTML page: template, style, SVG, data and script, all inline (in one pass, so
     that no label can smuggle in a placeholder)."""
@@ -271,7 +263,7 @@ def _page(data: dict[str, Any], svg: str) -> str:
         "TITLE": html.escape(style.visible(data["title"])),
         "CSS": _asset("explorer.css"),
         "SVG": svg,
-        "DATA": json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE),
+        "DATA": style.script_json(data),
         "JS": _asset("explorer.js"),
     }
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], _asset("explorer.html"))

@@ -12,6 +12,7 @@ escapes and HTML entities such as ``&amp;``).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import graphviz
 
 __all__ = [
+    "script_json",
     "FONT",
     "FONTSIZE",
     "LABEL_CHARS",
@@ -100,3 +102,20 @@ def op_node(symbol: str) -> dict[str, Any]:
     """Attributes of the small circle an operation is drawn as, sized to its symbol."""
     size = f"{max(0.3, (len(symbol) * _CHAR + 8) / 72):.3f}"
     return {"label": dot_text(symbol), "shape": "circle", "width": size, "height": size}
+
+
+#: What JSON inside a <script> element must not hold literally: "</" could end the
+#: element, "<!--" change how it is parsed; U+2028/9 end a line in older parsers.
+_SCRIPT_SAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(data: object) -> str:
+    """`data` as JSON safe inside an HTML ``<script type="application/json">`` element.
+
+    Strict JSON (no NaN or Infinity: give non-finite numbers as strings), with the
+    characters that could end or change the element escaped; ``JSON.parse`` reads it
+    back unchanged, whatever strings it holds.
+    """
+    return json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
