@@ -40,6 +40,7 @@ with tempfile.TemporaryDirectory() as d:
                          capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.splitlines()[-1] == "accuracy: 4/4", run
     assert pathlib.Path(d, "backprop.html").stat().st_size > 10_000
+    assert pathlib.Path(d, "layers.html").stat().st_size > 10_000  # nn's own page assets
 print("smoke test passed:", autodiff.__version__, here.parent)
 """
 
@@ -51,6 +52,10 @@ def check_wheel(wheel: pathlib.Path) -> None:
         "nn/py.typed",
         "autodiff/render/assets/explorer.js",
         "autodiff/render/assets/explorer.css",
+        "autodiff/render/style.py",
+        "nn/assets/layers.html",
+        "nn/assets/layers.js",
+        "nn/assets/layers.css",
         "autodiff/trace/_grouped.py",
     ):
         assert needed in names, f"{needed} is missing from {wheel.name}"

@@ -128,6 +128,8 @@ def test_in_a_browser_each_weight_gradient_of_a_2_3_2_1_mlp_is_found_step_by_ste
     model = MLP(2, [3, 2, 1], seed=4)
     x, y = [0.7, -1.3], 0
     path = layer_explorer(model, x, y).save(tmp_path / "layers.html")
+    html = open(path, encoding="utf-8").read()
+    assert "http" not in html.replace("http://www.w3.org", "")  # self-contained: no network
     truth = engine_gradients(model, x, y)
     found: dict[str, str] = {}
     with page(1366, 768) as pg:
