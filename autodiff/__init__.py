@@ -24,7 +24,9 @@ from autodiff.engine import (
     enable_grad,
     gc_paused,
     is_grad_enabled,
+    logsumexp,
     no_grad,
+    pick,
     topological_order,
 )
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
@@ -33,6 +35,8 @@ from autodiff.trace import BatchedTraced, Traced, TraceError, TraceWarning, trac
 __all__ = [
     "Value",
     "dot",
+    "logsumexp",
+    "pick",
     "gc_paused",
     "no_grad",
     "enable_grad",

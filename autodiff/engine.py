@@ -51,7 +51,9 @@ __all__ = [
     "enable_grad",
     "gc_paused",
     "is_grad_enabled",
+    "logsumexp",
     "no_grad",
+    "pick",
     "topological_order",
 ]
 
@@ -678,6 +680,44 @@ def _apply2(rule: Rule, a: object, b: object) -> Value:
     return _node(out, rule.name, a, b, d0, d1)  # type: ignore[arg-type]
 
 
+def _apply_n(rule: Rule, args: Sequence[Value]) -> Value:
+    """A node of a rule with any number of inputs (dot, logsumexp, pick): tuples of parents
+    and of local derivatives, in ``_p0`` and ``_d0``."""
+    data = [a._data for a in args]
+    out = rule.forward(*data)
+    if _blocks and not _recording():
+        v = _leaf(out)
+        if _observers:
+            _note_unrecorded(v, args)
+        return v
+    return _node(out, rule.name, tuple(args), None, tuple(rule.local(*data, out)), 0.0)
+
+
+def logsumexp(zs: Sequence[Value | Number]) -> Value:
+    """log Σᵢ e^zsᵢ as one node, stable for every finite z (shifted by the largest).
+
+    Its derivatives are the softmax, e^(zᵢ − out); with :func:`pick` it makes the softmax
+    cross-entropy, log Σ e^z − z_y (:func:`nn.losses.cross_entropy`).
+    """
+    if len(zs) == 0:
+        raise ValueError("logsumexp: no scores (an empty sequence)")
+    return _apply_n(_LSE, [z if type(z) is Value else _lift(z, _LSE) for z in zs])
+
+
+def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
+    """zs[y], the score of class y, as one node; y may be a Value (a traced label).
+
+    ValueError unless y is an integer index into zs. Its derivative is 1 for zs[y], 0
+    for the other scores and for y: choosing an entry is an operation of the graph,
+    not a decision of Python's, so a trace replays it for any label.
+    """
+    if len(zs) == 0:
+        raise ValueError("pick: no scores (an empty sequence)")
+    args = [y if type(y) is Value else _lift(y, _PICK)]
+    args += [z if type(z) is Value else _lift(z, _PICK) for z in zs]
+    return _apply_n(_PICK, args)
+
+
 def dot(
     ws: Sequence[Value | Number], xs: Sequence[Value | Number], bias: Value | Number = 0.0
 ) -> Value:
@@ -695,14 +735,7 @@ def dot(
         *[w if type(w) is Value else _lift(w, rule) for w in ws],
         *[x if type(x) is Value else _lift(x, rule) for x in xs],
     )
-    data = [a._data for a in args]
-    out = rule.forward(*data)
-    if _blocks and not _recording():
-        v = _leaf(out)
-        if _observers:
-            _note_unrecorded(v, args)
-        return v
-    return _node(out, rule.name, args, None, rule.local(*data, out), 0.0)
+    return _apply_n(rule, args)
 
 
 # -- what autodiff.trace watches ------------------------------------------------------
@@ -750,5 +783,5 @@ _mul_local = _MUL.local
 _NEG, _EXP, _LOG, _SQRT, _ABS, _TANH, _SIGMOID, _SOFTPLUS, _RELU = (
     RULES[k] for k in ("neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "softplus", "relu")
 )
-_DOT = RULES["dot"]
-assert all(rule.arity in (1, 2) for rule in RULES.values() if rule is not _DOT), "see Layout"
+_DOT, _LSE, _PICK = RULES["dot"], RULES["logsumexp"], RULES["pick"]
+assert all(rule.arity in (1, 2, None) for rule in RULES.values()), "see Layout"

@@ -218,6 +218,45 @@ def _dot_float(b: float, *wx: float) -> float:
     return out
 
 
+def _logsumexp_float(*zs: float) -> float:
+    """log Σ e^zᵢ, shifted by the largest zᵢ so that no e^z overflows: finite for every
+    finite z (1e300 included). NaN if any zᵢ is NaN; ±inf where the largest is."""
+    if any(z != z for z in zs):
+        return _NAN
+    m = max(zs)
+    if m - m:  # ±inf: the sum is dominated by it (all −inf: log 0 = −inf)
+        return m
+    return m + math.log(math.fsum(math.exp(z - m) for z in zs))
+
+
+def _logsumexp_local(*args: Num) -> tuple[Num, ...]:
+    # ∂/∂zᵢ log Σ e^z = softmax(z)ᵢ = e^(zᵢ − m) / Σⱼ e^(zⱼ − m), m the largest z
+    # (args: z₁ … zₙ, out). Not e^(zᵢ − out): where out rounds to m (z = 1e300, 1e300)
+    # that would be 1, not ½. The shift m is a number: it cancels, so it has no derivative.
+    zs, out = args[:-1], args[-1]
+    m = max(map(number, zs))
+    if m - m != 0.0:  # an infinite or NaN score: the limit, e^(z − out), in IEEE arithmetic
+        return tuple(exp(z - out) for z in zs)
+    e = [exp(z - m) for z in zs]
+    total = math.fsum(e) if type(out) is float else reduce(operator.add, e)
+    return tuple(ei / total for ei in e)
+
+
+def _pick_float(y: float, *zs: float) -> float:
+    """zs[y] for the class index y (an integer 0 ≤ y < len(zs)); ValueError otherwise."""
+    if not (y == y and y.is_integer() and 0 <= y < len(zs)):
+        raise ValueError(
+            f"pick: the label {y!r} is not a class index (an integer from 0 to {len(zs) - 1})"
+        )
+    return zs[int(y)]
+
+
+def _pick_local(y: Num, *rest: Num) -> tuple[Num, ...]:
+    # ∂/∂y = 0 (a label), ∂/∂zₖ = 1 for k = y, else 0   (args: y, z₀ … zₙ₋₁, out)
+    k = number(y)
+    return (0.0, *[1.0 if i == k else 0.0 for i in range(len(rest) - 1)])
+
+
 # ----------------------------------------------------------------------------
 # Helpers that work on floats and on Values alike
 # ----------------------------------------------------------------------------
@@ -359,6 +398,10 @@ RULES: dict[str, Rule] = {
         # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
         Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),)),
         Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
+        # log Σ e^zᵢ, stable for every finite z: with pick, a softmax cross-entropy
+        Rule("logsumexp", "logΣexp", _logsumexp_float, _logsumexp_local),
+        # zs[y], the score of the class y: a label that may itself be traced
+        Rule("pick", "pick", _pick_float, _pick_local),
     )
 }
 

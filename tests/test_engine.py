@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from autodiff import Value, dot, enable_grad, is_grad_enabled, no_grad
+from autodiff import Value, dot, enable_grad, is_grad_enabled, logsumexp, no_grad, pick
 from autodiff.rules import RULES
 
 # Closed-form derivatives are computed from the same floats by a different formula,
@@ -84,8 +84,39 @@ def test_binary_value_and_derivatives_match_closed_form(op, f, da, db, a, b):
 
 def test_every_rule_in_the_table_is_exercised_by_the_closed_form_tests():
     covered = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid"}
-    covered |= {"softplus", "relu", "dot", "sqrt", "abs"}
+    covered |= {"softplus", "relu", "dot", "sqrt", "abs", "logsumexp", "pick"}
     assert set(RULES) == covered
+
+
+def test_logsumexp_is_stable_and_its_gradient_is_the_softmax():
+    zs = [Value(1.0), Value(2.0), Value(-3.0)]
+    y = logsumexp(zs)
+    y.backward()
+    total = sum(math.exp(z.data) for z in zs)
+    assert y.data == pytest.approx(math.log(total), rel=1e-15)
+    assert [z.grad for z in zs] == pytest.approx([math.exp(z.data) / total for z in zs], rel=1e-15)
+    # shifted by the largest: every finite score, 1e300 included, is fine
+    big = [Value(1e300), Value(-1e300), Value(1e300)]
+    y = logsumexp(big)
+    y.backward()
+    assert y.data == 1e300 and [v.grad for v in big] == [0.5, 0.0, 0.5]
+    assert logsumexp([-math.inf, -math.inf]).data == -math.inf
+    assert math.isnan(logsumexp([1.0, math.nan]).data)
+    with pytest.raises(ValueError, match="logsumexp: no scores"):
+        logsumexp([])
+
+
+def test_pick_chooses_a_score_inside_the_graph_and_checks_the_label():
+    zs = [Value(1.0), Value(2.0), Value(3.0)]
+    label = Value(2.0)
+    y = pick(zs, label)
+    y.backward()
+    assert y.data == 3.0 and [z.grad for z in zs] == [0.0, 0.0, 1.0] and label.grad == 0.0
+    for bad in (3, -1, 1.5, math.nan):
+        with pytest.raises(ValueError, match=r"pick: the label .* is not a class index"):
+            pick(zs, bad)
+    with pytest.raises(TypeError, match=r"pick \(pick\): expected a Value or a real number"):
+        pick(zs, "1")
 
 
 def test_dot_value_and_derivatives_match_closed_form():
@@ -171,6 +202,8 @@ def test_every_operation_records_its_rule_name():
         "sqrt": x.sqrt(),
         "abs": abs(x),
         "dot": dot([x, y], [y, 1.0], 2.0),
+        "logsumexp": logsumexp([x, y, 1.0, 2.0, 3.0]),
+        "pick": pick([x, y, 1.0, 2.0], 1),
     }
     for name, v in made.items():
         assert v.op == name

@@ -11,7 +11,18 @@ from hypothesis import given
 from test_properties import ATOL, EPS, RTOL
 
 import autodiff
-from autodiff import GradcheckError, Value, dot, engine, grad, gradcheck, hessian, jacobian
+from autodiff import (
+    GradcheckError,
+    Value,
+    dot,
+    engine,
+    grad,
+    gradcheck,
+    hessian,
+    jacobian,
+    logsumexp,
+    pick,
+)
 from autodiff.rules import RULES
 
 
@@ -173,6 +184,8 @@ USES = {
     "sqrt": lambda v: (v[0] * v[1]).sqrt(),
     "abs": lambda v: abs(v[0] - v[1]),
     "dot": lambda v: dot([v[0], v[1]], [v[1], 2.0], 0.5),
+    "logsumexp": lambda v: logsumexp([v[0], v[1] * v[1], 0.5]),
+    "pick": lambda v: pick([v[0], v[1] * v[0]], 1) * v[1],
 }
 
 

@@ -349,7 +349,7 @@ def test_losses_take_numpy_arrays_or_say_what_is_wrong():
     assert losses.logistic(zs, np.array([1, 0])).data == losses.logistic(zs, [1, 0]).data
     assert losses.mse(zs, np.array([0.5, 1.0])).data == losses.mse(zs, [0.5, 1.0]).data
     with pytest.raises(
-        TypeError, match=r"mse: targets\[0\] must be one of the numbers, got ndarray"
+        TypeError, match=r"mse: targets\[0\] must be one of the Values or numbers, got ndarray"
     ):
         losses.mse(zs, np.array([[0.5], [1.0]]))
     with pytest.raises(TypeError, match=r"logistic: targets must be a number or a sequence"):

@@ -31,7 +31,7 @@ import numpy as np
 import oracle
 import pytest
 
-from autodiff import Value, dot, grad
+from autodiff import Value, dot, grad, logsumexp, pick
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e300, -1e300, math.inf, -math.inf, math.nan]
 LN2 = math.log(2.0)
@@ -109,6 +109,17 @@ OPS: dict[str, tuple[Callable[[Value], Value], Callable[[np.float64], list[np.fl
         lambda x: [0.5 + x * x + 2 * x, 2 * x + 2, 2.0, 0.0],
     ),
     "add_sub": (lambda v: (v + 1.0) - v * 0.5, lambda x: [x + 1.0 - x * 0.5, 0.5, 0.0, 0.0]),
+    # log(e^x + e^0) is the softplus: its derivatives are σ and σ's
+    "logsumexp": (
+        lambda v: logsumexp([v, 0.0]),
+        lambda x: [
+            _softplus(x),
+            s := _sig(x),
+            s * (1 - s),
+            s * (1 - s) * (1 - 2 * s),
+        ],
+    ),
+    "pick": (lambda v: pick([v * 3.0, v], 1), lambda x: [x, 1.0, 0.0, 0.0]),
 }
 
 ERRORS = (OverflowError, ValueError, ZeroDivisionError)
@@ -156,6 +167,11 @@ IEEE_LIMITS = {
     ("pow0", 1e-300, 2): "x**0 = 0·x^(−1) + 1 in the base: d² is 0·(−x^(−2)) = 0·(−∞) = NaN, "
     "because the exponent may be a variable whose mixed derivatives need that formula",
     ("pow0", 1e-300, 3): "as at order 2",
+    # ∂/∂z log Σ e^z = e^(z − out): at z = out = ±∞ that is e^(∞ − ∞) = NaN (the softmax of an
+    # infinite score is a limit, not a number)
+    ("logsumexp", math.inf, 1): "e^(∞ − ∞)",
+    ("logsumexp", math.inf, 2): "e^(∞ − ∞)",
+    ("logsumexp", math.inf, 3): "e^(∞ − ∞)",
 }
 
 CASES = [pytest.param(name, x, id=f"{name}({x!r})") for name in OPS for x in SPECIAL]
@@ -265,4 +281,6 @@ def _torch_op(name, t, torch):
         "rdiv": lambda: 3.0 / t,
         "dot": lambda: 0.5 + t * t + t * 2.0,
         "add_sub": lambda: (t + 1.0) - t * 0.5,
+        "logsumexp": lambda: torch.logsumexp(torch.stack([t, torch.zeros_like(t)]), 0),
+        "pick": lambda: torch.stack([t * 3.0, t])[1],
     }[name]()

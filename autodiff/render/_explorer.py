@@ -87,9 +87,9 @@ def _expression(v: Value, names: dict[Value, str], show: Any) -> str:
     if v.op == "dot":
         n = (len(args) - 1) // 2
         return " + ".join([args[0], *(f"{args[1 + i]}·{args[1 + n + i]}" for i in range(n))])
-    if len(args) == 2:
+    if RULES[v.op].arity == 2:
         return f"{args[0]} {symbol} {args[1]}"
-    return f"{symbol}({args[0]})"
+    return f"{symbol}({', '.join(args)})"
 
 
 def _paren(number: str) -> str:

@@ -120,6 +120,50 @@ def _kernels(
         )
         return da, db
 
+    def logsumexp(*zs: Any) -> Any:
+        # shifted by the largest z, as rules._logsumexp_float (NaN and ±inf alike)
+        cols = [arr(z) for z in zs]
+        m = cols[0]
+        for z in cols[1:]:
+            m = xp.maximum(m, z)
+        finite = xp.isfinite(m)
+        shift = xp.where(finite, m, 0.0)
+        total = xp.exp(cols[0] - shift)
+        for z in cols[1:]:
+            total = total + xp.exp(z - shift)
+        return xp.where(finite, shift + xp.log(total), m)
+
+    def pick(y: Any, *zs: Any) -> Any:
+        y = arr(y)
+        ok = (y == xp.floor(y)) & (y >= 0.0) & (y < len(zs))  # false for nan
+        if not bool(xp.all(ok)):
+            raise ValueError(
+                f"pick: a label is not a class index (an integer from 0 to {len(zs) - 1})"
+            )
+        out = arr(zs[0]) + xp.zeros_like(y)
+        for k, z in enumerate(zs[1:], start=1):
+            out = xp.where(y == float(k), arr(z), out)
+        return out
+
+    def logsumexp_local(*args: Any) -> tuple[Any, ...]:
+        # the softmax, shifted by the largest z (rules._logsumexp_local)
+        cols, out = [arr(z) for z in args[:-1]], arr(args[-1])
+        m = cols[0]
+        for z in cols[1:]:
+            m = xp.maximum(m, z)
+        finite = xp.isfinite(m)
+        shift = xp.where(finite, m, 0.0)
+        e = [xp.exp(z - shift) for z in cols]
+        total = e[0]
+        for ei in e[1:]:
+            total = total + ei
+        return tuple(xp.where(finite, ei / total, xp.exp(z - out)) for ei, z in zip(e, cols))
+
+    def pick_local(y: Any, *rest: Any) -> tuple[Any, ...]:
+        y = arr(y)
+        ones = [xp.astype(y == float(k), f64) for k in range(len(rest) - 1)]
+        return (xp.zeros_like(y), *ones)
+
     helpers: dict[str, object] = {
         "_xp": xp,
         "_exp": lambda x: xp.exp(arr(x)),
@@ -138,12 +182,16 @@ def _kernels(
         "relu": relu,
         "div": lambda a, b: arr(a) / b,
         "pow": lambda a, b: xp.pow(arr(a), arr(b)),
+        "logsumexp": logsumexp,
+        "pick": pick,
     }
     local: dict[str, Callable[..., Any]] = {
         "relu": lambda a, out: (step(a),),
         "abs": lambda a, out: (xp.sign(arr(a)),),
         "sqrt": lambda a, out: (0.5 * xp.pow(arr(out), -1.0),),
         "pow": pow_local,
+        "pick": pick_local,
+        "logsumexp": logsumexp_local,
     }
     return helpers, forward, local
 
