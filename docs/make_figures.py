@@ -10,6 +10,8 @@
 * layers.png: its layer explorer at ∇_W L (L16), one entry opened into its scalar edge;
 * xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
   learns with its defaults;
+* digits_confusion.png / digits_misclassified.png: what `python -m nn.digits` writes
+  with its defaults;
 * notebook_softplus.png: the notebook's L8-L9 figure (σ, ζ, and ζ's gradient
   not saturating), taken from its committed output (run notebooks/execute.py first).
 """
@@ -114,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     xor_main(["--out", tmp])
     for name in ("decision_boundary.png", "feature_space.png"):
         target = os.path.join(args.out, f"xor_{name}")
+        os.replace(os.path.join(tmp, name), target)
+        written.append(target)
+    from nn.digits import main as digits_main
+
+    digits_main(["--out", tmp])
+    for name in ("confusion.png", "misclassified.png"):
+        target = os.path.join(args.out, f"digits_{name}")
         os.replace(os.path.join(tmp, name), target)
         written.append(target)
     target = os.path.join(args.out, "network_backward.svg")

@@ -1,11 +1,20 @@
-"""Small data sets, generated here (no scikit-learn)."""
+"""Small data sets: XOR and moons, generated here; handwritten digits, shipped.
+
+No network and no scikit-learn: the digits are a file of this package
+(``nn/datasets/digits.csv.gz``; its source and license are in the README beside it).
+"""
 
 from __future__ import annotations
 
+import gzip
 import math
 import random
+from importlib import resources
 
-__all__ = ["moons", "xor"]
+__all__ = ["DIGITS_SPLIT", "digits", "moons", "xor"]
+
+#: How many of the 1,797 digits (after the fixed shuffle) are the training split.
+DIGITS_SPLIT = 1347
 
 
 def xor() -> tuple[list[list[float]], list[int]]:
@@ -44,4 +53,25 @@ def moons(n: int = 100, noise: float = 0.1, seed: int = 0) -> tuple[list[list[fl
         (px, py), label = points[k]
         xs.append([px + rng.gauss(0.0, noise), py + rng.gauss(0.0, noise)])
         ys.append(label)
+    return xs, ys
+
+
+def digits(split: str = "train") -> tuple[list[list[float]], list[int]]:
+    """The 8×8 handwritten digits: (xs, ys) for ``split="train"`` (1,347) or ``"test"`` (450).
+
+    Each x is 64 pixels, row by row, scaled to [0, 1]; each y a label 0–9. The split is
+    fixed: the 1,797 images shuffled by ``random.Random(0)``, the first 1,347 for
+    training (75 %), the other 450 for testing. The data is the UCI "Optical
+    Recognition of Handwritten Digits" test set (Alpaydin and Kaynak, 1998; CC BY 4.0),
+    shipped with this package: no network is needed.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"digits: split must be 'train' or 'test', got {split!r}")
+    raw = (resources.files("nn") / "datasets" / "digits.csv.gz").read_bytes()
+    rows = [line.split(",") for line in gzip.decompress(raw).decode("ascii").split()]
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    chosen = order[:DIGITS_SPLIT] if split == "train" else order[DIGITS_SPLIT:]
+    xs = [[int(v) / 16.0 for v in rows[i][:64]] for i in chosen]
+    ys = [int(rows[i][64]) for i in chosen]
     return xs, ys

@@ -27,7 +27,16 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["DPI", "decision_boundary", "feature_points", "feature_space", "training_animation"]
+__all__ = [
+    "DPI",
+    "confusion_matrix",
+    "decision_boundary",
+    "digit_grid",
+    "feature_points",
+    "feature_space",
+    "training_animation",
+    "weight_images",
+]
 
 #: Resolution of the figures written to files.
 DPI = 120
@@ -365,3 +374,109 @@ def _scatter(
 def _legend(ax: Any) -> None:
     """The legend below the axes, in one row: it never covers a point or a label."""
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=9, frameon=False)
+
+
+# -- many classes: the digits ---------------------------------------------------------------
+
+
+def confusion_matrix(
+    true: Sequence[int],
+    pred: Sequence[int],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    classes: int = 10,
+    title: str | None = None,
+) -> Figure:
+    """How often each class (row: the true one) was predicted as each (column), with counts.
+
+    The diagonal is what is right; the title gives the accuracy it amounts to.
+    """
+    counts = [[0] * classes for _ in range(classes)]
+    for t, p in zip(true, pred):
+        counts[t][p] += 1
+    right = sum(counts[k][k] for k in range(classes))
+    fig = Figure(figsize=(6.2, 5.4), layout="constrained")
+    ax = fig.add_subplot()
+    shown = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(shown, ax=ax, label="samples")
+    top = max(max(row) for row in counts) or 1
+    for i in range(classes):
+        for j in range(classes):
+            if counts[i][j]:
+                color = "white" if counts[i][j] > top / 2 else ("black" if i == j else "#b2182b")
+                ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=9, color=color)
+    ax.set(
+        xticks=range(classes),
+        yticks=range(classes),
+        xlabel="predicted class",
+        ylabel="true class",
+        title=title or f"confusion matrix: {right} of {len(true)} right ({right / len(true):.1%})",
+    )
+    if path is not None:
+        fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def digit_grid(
+    images: Sequence[Sequence[float]],
+    captions: Sequence[str],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    title: str = "",
+    columns: int = 10,
+    side: int = 8,
+) -> Figure:
+    """Images of `side`×`side` pixels (row by row, values in [0, 1]) in a grid, captioned."""
+    n = max(1, len(images))
+    rows = (n + columns - 1) // columns
+    fig = Figure(figsize=(1.1 * columns, 1.3 * rows + 0.5), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for k, ax in enumerate(a for row in axes for a in row):
+        ax.set_axis_off()
+        if k < len(images):
+            pixels = [list(images[k][r * side : (r + 1) * side]) for r in range(side)]
+            ax.imshow(pixels, cmap="gray_r", vmin=0.0, vmax=1.0)
+            ax.set_title(captions[k], fontsize=9)
+    if not images:
+        axes[0][0].text(0.5, 0.5, "none", ha="center", va="center")
+    fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=DPI)
+    return fig
+
+
+def weight_images(
+    weights: Sequence[Sequence[float]],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    used: Sequence[bool] | None = None,
+    title: str = "what each hidden unit looks for: its weights from the 8×8 pixels",
+    columns: int = 8,
+    side: int = 8,
+) -> Figure:
+    """Each unit's input weights as a `side`×`side` image: red where a bright pixel raises
+    the unit's input, blue where it lowers it, on one colour scale per unit (symmetric).
+
+    `used` marks the pixels that are ever bright in the data: the others (the digits'
+    empty border) never move their weights from where they started, so they are drawn
+    gray and left out of the colour scale.
+    """
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
+    n = len(weights)
+    rows = (n + columns - 1) // columns
+    fig = Figure(figsize=(1.2 * columns, 1.3 * rows + 0.5), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for k, ax in enumerate(a for row in axes for a in row):
+        ax.set_axis_off()
+        if k < n:
+            w = [v if used is None or used[i] else math.nan for i, v in enumerate(weights[k])]
+            top = max((abs(v) for v in w if math.isfinite(v)), default=1.0) or 1.0
+            pixels = [w[r * side : (r + 1) * side] for r in range(side)]
+            ax.imshow(pixels, cmap=cmap, vmin=-top, vmax=top)
+            ax.set_title(f"unit {k + 1}", fontsize=8)
+    fig.suptitle(title + (" (gray: pixels never lit)" if used is not None else ""))
+    if path is not None:
+        fig.savefig(path, dpi=DPI)
+    return fig

@@ -44,6 +44,7 @@ from autodiff.render import (
     save,
 )
 from nn import lecture
+from nn.cli import Parser, folder, integer, positive_float, positive_int, probe_writable
 from nn.data import xor
 from nn.draw import layer_explorer, network_graph
 from nn.module import MLP
@@ -59,59 +60,21 @@ CHANCE = math.log(2.0)
 _TRAINING = ("hidden", "steps", "lr", "seed", "compile", "animate")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, not the usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
-    return v
-
-
-def _int(s: str) -> int:
-    try:
-        return int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {s!r}") from None
-
-
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {s!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {s!r}")
-    return v
-
-
-def _folder(s: str) -> str:
-    if not s.strip():
-        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
-    if os.path.exists(s) and not os.path.isdir(s):
-        raise argparse.ArgumentTypeError(f"{s!r} is a file, not a folder")
-    return s
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    p = _Parser(
+    p = Parser(
         prog="python -m nn.xor", description="Train a small network to solve XOR and draw it."
     )
     d = XOR_DEFAULTS
-    p.add_argument("--hidden", type=_positive_int, help=f"hidden units (default {d['hidden']})")
+    p.add_argument("--hidden", type=positive_int, help=f"hidden units (default {d['hidden']})")
     p.add_argument(
-        "--steps", type=_positive_int, help=f"training steps, full batch (default {d['steps']})"
+        "--steps", type=positive_int, help=f"training steps, full batch (default {d['steps']})"
     )
-    p.add_argument("--lr", type=_positive_float, help=f"Adam learning rate (default {d['lr']})")
-    p.add_argument("--seed", type=_int, help=f"seed of the initial weights (default {d['seed']})")
-    p.add_argument("--out", type=_folder, default="xor-out", help="output folder (default xor-out)")
+    p.add_argument("--lr", type=positive_float, help=f"Adam learning rate (default {d['lr']})")
+    p.add_argument(
+        "--seed", type=integer, help=f"seed of the initial weights (default {d['seed']})"
+    )
+    p.add_argument("--out", type=folder, default="xor-out", help="output folder (default xor-out)")
     p.add_argument(
         "--compile",
         action="store_true",
@@ -317,11 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the main job; returns the exit status (0; 1 if training did not converge)."""
     args = parse_args(argv)
     try:
-        os.makedirs(args.out, exist_ok=True)
-        probe = os.path.join(args.out, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        probe_writable(args.out)
         xs, ys = xor()
         k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)
     except OSError as e:

@@ -145,3 +145,12 @@ def test_the_trace_listing_is_what_trace_prints(capsys):
     listing = re.search(r"prints\n\n```text\n(.*?)```", section, flags=re.S).group(1)
     exec(compile(code, "README.md trace block", "exec"), {})
     assert capsys.readouterr().out == listing
+
+
+def test_the_digits_listing_is_what_it_prints(tmp_path, capsys, monkeypatch):
+    from nn.digits import main
+
+    listing = re.search(r"\$ python -m nn.digits\n(.*?)```", README, flags=re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert capsys.readouterr().out == listing
