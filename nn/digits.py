@@ -27,7 +27,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from autodiff import no_grad
+from autodiff import Value, no_grad
 from nn import losses
 from nn.cli import Parser, folder, integer, positive_float, positive_int, probe_writable
 from nn.data import digits
@@ -82,9 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     xt, yt = digits("test")
     model = MLP(64, [args.hidden, 10], activation="relu", seed=args.seed)
     opt = Adam(model.parameters(), lr=args.lr)
-    step = compile_batch_step(
-        model, lambda x, y: losses.cross_entropy([model(x)], [y]), xs, ys, opt
-    )
+
+    def sample_loss(x: list[Value], y: Value) -> Value:
+        scores: list[Value] = model(x)  # type: ignore[assignment]  # ten of them
+        return losses.cross_entropy([scores], [y])
+
+    step = compile_batch_step(model, sample_loss, xs, ys, opt)
     with tqdm(total=args.steps, desc="training", unit="step", file=sys.stderr) as bar:
         for k in range(args.steps):
             loss = step()

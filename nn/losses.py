@@ -26,7 +26,7 @@ from autodiff import Value, dot, logsumexp, pick
 __all__ = ["cross_entropy", "hinge", "logistic", "mse"]
 
 Scores = Sequence["Value | float"] | Value
-Labels = Iterable[float] | float
+Labels = Iterable["float | Value"] | float | Value
 
 
 def _items(x: Any, what: str, name: str, allow_values: bool) -> list[Any]:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from autodiff import Value, dot
 from autodiff.engine import shown
+from nn.arrays import sync
 
 __all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Module", "Neuron"]
 
@@ -128,6 +129,7 @@ class Module:
         object.__delattr__(self, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        sync(self)
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -147,6 +149,7 @@ class Module:
         A Value registered in several places (a tied weight) is listed once, under
         the first name it is found by.
         """
+        sync(self)
         seen: set[int] = set()
         out: list[tuple[str, Value]] = []
         for name, value in self._walk(prefix):
@@ -179,6 +182,7 @@ class Module:
         The order of ``named_parameters()``, found without making the names: a
         training loop asks for the parameters at every step (``zero_grad``).
         """
+        sync(self)
         out: list[Value] = []
         stack: list[Any] = [self]
         while stack:  # iterative, in assignment order
@@ -203,7 +207,7 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set ``training`` on this module and its sub-modules; nothing else changes."""
-        for m in self._modules():
+        for m in self.modules():
             m.__dict__["training"] = bool(mode)
         return self
 
@@ -211,15 +215,16 @@ class Module:
         """``train(False)``: kept for PyTorch-style loops; computation is the same."""
         return self.train(False)
 
-    def _modules(self) -> Iterator[Module]:
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it (each sub-module, and theirs)."""
         stack: list[Any] = [self]
         while stack:
             obj = stack.pop()
             if isinstance(obj, Module):
                 yield obj
-                stack.extend(v for _, v in obj._entries())
-            elif isinstance(obj, (list, tuple)):
-                stack.extend(obj)
+                stack.extend(v for _, v in obj._entries() if not isinstance(v, Value))
+            elif set(map(type, obj)) != _JUST_VALUES:  # a list of weights holds no module
+                stack.extend(v for v in obj if isinstance(v, (Module, list, tuple)))
 
     # -- substituting parameters (for autodiff.trace) --------------------------------
 
@@ -247,15 +252,14 @@ class Module:
 
     def _substitute(self, mapping: dict[int, Value]) -> None:
         """Replace each registered Value whose id is in `mapping`, everywhere it is held."""
-        for m in list(self._modules()):
+        for m in list(self.modules()):
             for name, value in list(m._entries()):
                 if isinstance(value, Value):
                     if id(value) in mapping:
                         object.__setattr__(m, name, mapping[id(value)])
                 elif isinstance(value, list):
-                    for i, v in enumerate(value):
-                        if isinstance(v, Value) and id(v) in mapping:
-                            value[i] = mapping[id(v)]
+                    get = mapping.get  # a list of weights: replaced in one pass
+                    value[:] = [get(id(v), v) if type(v) is Value else v for v in value]
                 elif isinstance(value, tuple):
                     if any(isinstance(v, Value) and id(v) in mapping for v in value):
                         new = tuple(
@@ -271,6 +275,7 @@ class Module:
         A list (or tuple) of Values is one entry holding a list; a single Value a
         float. Plain data: ``json.dumps`` writes it, and floats round-trip exactly.
         """
+        sync(self)
         out: State = {}
         for name, entry in self._state_entries():
             out[name] = (
@@ -303,6 +308,7 @@ class Module:
         missing and unexpected names raise too; otherwise they are returned. A tied
         weight must get one number at all of its places.
         """
+        sync(self)
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
         entries = dict(self._state_entries())

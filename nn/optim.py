@@ -27,6 +27,7 @@ from typing import Any
 
 from autodiff import Value, gc_paused
 from autodiff.engine import shown
+from nn.arrays import sync
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
@@ -57,6 +58,28 @@ def _positive(x: object, where: str) -> float:
     return f
 
 
+def _floats(buffer: Any) -> list[float]:
+    """A running-state buffer (a list, or an array while a compiled step runs) as floats."""
+    return buffer.tolist() if hasattr(buffer, "tolist") else list(buffer)
+
+
+def _namespace(values: Any) -> Any:
+    """The array namespace of `values` (numpy's, torch's, …)."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(values)
+
+
+def _array(buffer: Any, like: Any) -> Any:
+    """A running-state buffer as an array of the kind and device of `like`."""
+    if type(buffer) is type(like):
+        return buffer
+    xp = _namespace(like)
+    device = getattr(like, "device", None)
+    kw = {} if device is None or "numpy" in xp.__name__ else {"device": device}
+    return xp.asarray(_floats(buffer), dtype=like.dtype, **kw)
+
+
 class Optimizer:
     """Holds the parameters; subclasses implement :meth:`_update`."""
 
@@ -82,6 +105,7 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0."""
+        sync(self)
         for p in self.params:
             p.grad = 0.0
 
@@ -92,6 +116,7 @@ class Optimizer:
         returns the loss), run it first, with the garbage collector paused for
         the whole step (see the module docstring); returns the loss as a leaf.
         """
+        sync(self)
         if closure is None:
             self._update()
             return None
@@ -105,10 +130,18 @@ class Optimizer:
     def _update(self) -> None:
         raise NotImplementedError
 
+    def update(self, values: Any, grads: Any) -> None:
+        """One step on arrays: `values` (the parameters' numbers, in ``params`` order) is
+        updated in place from `grads`, with the arithmetic of :meth:`step` -- the same
+        numbers -- and the running state kept as arrays of the same kind. This is what
+        :func:`nn.train.compile_batch_step` calls; it touches no Value."""
+        raise NotImplementedError
+
     # -- state ------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """The settings and running state, as plain data (JSON-serialisable)."""
+        sync(self)
         return {"type": type(self).__name__, "lr": self.lr, **self._state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -120,6 +153,7 @@ class Optimizer:
         second moments ≥ 0). ValueError or TypeError names the entry that does not fit.
         """
         name = type(self).__name__
+        sync(self)
         if not isinstance(state, Mapping):
             raise TypeError(f"{name}.load_state_dict: expected a dict, got {type(state).__name__}")
         if state.get("type") != name:
@@ -180,8 +214,12 @@ class SGD(Optimizer):
             vel[i] = v
             p.data -= lr * v
 
+    def update(self, values: Any, grads: Any) -> None:
+        vel = self._velocity = self.momentum * _array(self._velocity, values) + grads
+        values -= self.lr * vel
+
     def _state(self) -> dict[str, Any]:
-        return {"momentum": self.momentum, "velocity": list(self._velocity)}
+        return {"momentum": self.momentum, "velocity": _floats(self._velocity)}
 
     def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -226,13 +264,24 @@ class Adam(Optimizer):
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
+    def update(self, values: Any, grads: Any) -> None:
+        # _update's arithmetic, elementwise: each operation rounds as there
+        xp = _namespace(values)
+        self.t += 1
+        b1, b2 = self.betas
+        c1 = 1.0 - b1**self.t
+        c2 = 1.0 - b2**self.t
+        m = self._m = b1 * _array(self._m, values) + (1.0 - b1) * grads
+        v = self._v = b2 * _array(self._v, values) + (1.0 - b2) * grads * grads
+        values -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)
+
     def _state(self) -> dict[str, Any]:
         return {
             "betas": list(self.betas),
             "eps": self.eps,
             "t": self.t,
-            "m": list(self._m),
-            "v": list(self._v),
+            "m": _floats(self._m),
+            "v": _floats(self._v),
         }
 
     def _check_state(self, state: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autodiff import Value, gc_paused, no_grad, trace
+from nn.arrays import ArrayParameters, attach
 from nn.losses import logistic
 from nn.module import MLP, Module
 from nn.optim import Adam, Optimizer
@@ -123,14 +124,32 @@ def compile_batch_step(
     columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64, **kw) for k in range(d)]
     columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw))
 
+    # the parameters live in one array while training steps (nn.arrays): the trace takes
+    # them as one array, the optimizer updates them in place, and the Values are brought
+    # up to date only when someone looks at the model or the optimizer
+    if [id(p) for p in opt.params] != [id(p) for p in params]:
+        # an optimizer over other parameters, or in another order: set each .grad, step
+        def step_values() -> float:
+            loss, grads = traced.mean_value_and_grad([*(p._data for p in params), *columns])
+            for p, g in zip(params, grads[:n]):
+                p.grad = g
+            opt.step()
+            return loss
+
+        step_values.traced = traced  # type: ignore[attr-defined]
+        return step_values
+    state = ArrayParameters(params, xp, device)
+    attach([*model.modules(), opt], state)
+
     def step() -> float:
-        loss, grads = traced.mean_value_and_grad([*(p._data for p in params), *columns])
-        for p, g in zip(params, grads[:n]):
-            p.grad = g
-        opt.step()
+        values = state.before_step()
+        loss, grads = traced.mean_value_and_grad_arrays(values, columns)
+        opt.update(values, grads)
+        state.after_step(grads)
         return loss
 
     step.traced = traced  # type: ignore[attr-defined]
+    step.sync = state.sync  # type: ignore[attr-defined]
     return step
 
 

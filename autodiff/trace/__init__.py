@@ -147,7 +147,9 @@ def _wide(tape: Tape) -> bool:
 
 
 def _check_names(names: Sequence[str] | None, n: int) -> list[str]:
-    names = [f"x{i}" for i in range(n)] if names is None else list(names)
+    if names is None:
+        return [f"x{i}" for i in range(n)]  # valid, distinct, and never a generated name
+    names = list(names)
     if len(names) != n:
         raise ValueError(f"trace: {n} example inputs but {len(names)} names")
     seen: set[str] = set()
@@ -172,10 +174,11 @@ def _record(
     strict: bool,
 ) -> tuple[Tape, list[Value]]:
     """Run f under a Watch and return the tape of its graph (and the input Values)."""
-    xs = [
-        Value(engine._as_float(x, f"trace: example_inputs[{i}]"), names[i])
-        for i, x in enumerate(example_inputs)
-    ]
+    numbers = list(example_inputs)
+    for i, x in enumerate(numbers):  # (the message is made only for an input that is wrong)
+        if type(x) is not float:
+            numbers[i] = engine._as_float(x, f"trace: example_inputs[{i}]")
+    xs = [Value(x, name) for x, name in zip(numbers, names)]
     watch = Watch(xs, strict)
     with gc_paused():
         with engine._observed(watch), enable_grad():

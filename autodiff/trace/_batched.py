@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -317,13 +318,18 @@ class BatchedTraced:
 
     # -- running -------------------------------------------------------------------------
 
-    def _replay(self, args: list[Any], size: int, xp: Any, samples: Any = None) -> None:
-        """Raise the engine's error for the first sample (of `samples`) that raises one."""
+    def _replay(self, args: Any, size: int, xp: Any, samples: Any = None) -> None:
+        """Raise the engine's error for the first sample (of `samples`) that raises one.
+
+        `args` is the list of arguments, or a function that makes it (the array fast
+        path builds it only here, on the way to an error)."""
+        if callable(args):
+            args = args()
         columns = [a if isinstance(a, float) else _to_list(a, xp) for a in args]
         for k in range(size) if samples is None else samples:
             self._tape.check([c if isinstance(c, float) else c[k] for c in columns])
 
-    def _guard(self, run: Callable[[bool], Any], args: list[Any], size: int, xp: Any) -> Any:
+    def _guard(self, run: Callable[[bool], Any], args: Any, size: int, xp: Any) -> Any:
         """Run with numpy's errors raised; on one, find the sample the engine rejects."""
         np_like = self._np_like(xp)
         try:
@@ -334,7 +340,7 @@ class BatchedTraced:
             with _errors(np_like, loud=False):
                 return run(False)
 
-    def _check_values(self, values: Any, args: list[Any], size: int, xp: Any) -> None:
+    def _check_values(self, values: Any, args: Any, size: int, xp: Any) -> None:
         if self._np_like(xp) or not hasattr(values, "shape"):
             return  # numpy raised already
         finite = xp.isfinite(values)
@@ -434,6 +440,57 @@ class BatchedTraced:
             else:
                 grads.append(next(it) + 0.0)
         return mean, grads
+
+    def mean_value_and_grad_arrays(self, shared: Any, columns: Sequence[Any]) -> tuple[float, Any]:
+        """:meth:`mean_value_and_grad` for a training step: arrays in, arrays out.
+
+        The first ``len(shared)`` inputs are shared by the whole batch and given as one
+        1-D float64 array (the weights); the others are `columns`, 1-D float64 arrays of
+        the batch's length, in input order. Returns the mean and the shared inputs'
+        gradient as one array. Each array is checked once -- not each number -- so a
+        step costs the same Python work for ten weights or a hundred thousand.
+        """
+        xp = _namespace([shared, *columns], self._xp)
+        n_shared = self.n_inputs - len(columns)
+        if getattr(shared, "ndim", None) != 1 or int(shared.shape[0]) != n_shared:
+            raise ValueError(
+                f"BatchedTraced: expected the {n_shared} shared inputs as one 1-D array, got "
+                f"shape {getattr(shared, 'shape', type(shared).__name__)}"
+            )
+        size = None
+        for i, c in enumerate(columns):
+            if getattr(c, "ndim", None) != 1 or (size is not None and int(c.shape[0]) != size):
+                raise ValueError(
+                    f"BatchedTraced: column {i} must be a 1-D array of the batch's length"
+                )
+            size = int(c.shape[0])
+        if not size:
+            raise ValueError("BatchedTraced: the batch is empty; give at least one sample")
+        for a in (shared, *columns):
+            if a.dtype != xp.float64:
+                raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
+        device = getattr(shared, "device", None)
+        mask = (False,) * n_shared + (True,) * len(columns)
+        prog = self._mean(xp, mask)
+
+        def args() -> list[Any]:  # for the error path only: one float per shared input
+            return [*_to_list(shared, xp), *columns]
+
+        value, grads, _ = self._guard(
+            lambda loud: prog.run_arrays(shared, columns, size, device), args, size, xp
+        )
+        self._check_values(value, args, size, xp)
+        mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)
+        if grads is None:
+            grads = xp.zeros_like(shared)
+        elif not (math.isfinite(mean) and bool(xp.all(xp.isfinite(grads)))):
+            mean, slow = self.mean_value_and_grad(args())  # NaN or inf: the exact way
+            grads = xp.asarray(
+                slow[:n_shared],
+                dtype=xp.float64,
+                **({} if device is None or self._np_like(xp) else {"device": device}),
+            )
+        return mean, grads + 0.0  # a zero gradient is +0.0, as backward's
 
     def __repr__(self) -> str:
         return f"<BatchedTraced: {self.n_inputs} inputs, {self.n_nodes} operations>"
@@ -837,10 +894,9 @@ class MeanCode:
     def _source(self) -> str:
         n_in = self.tape.n_in
         per_sample = [i for i in range(n_in) if self.mask[i]]
-        head = [f"    s{self.spos[i]} = S[{self.spos[i]}]" for i in sorted(self._used_shared)]
         root = self._value(self.tape.root).code
         seed = f"_xp.zeros_like({root}) + 1.0 / _n" if self.varies[self.tape.root] else "1.0"
-        body = [*head, *self.fwd, f"    _seed = {seed}", "    with _quiet():"]
+        body = [*self.fwd, f"    _seed = {seed}", "    with _quiet():"]
         body += ["    " + ln for ln in self.bwd]
         grads_in = []
         for i in per_sample:
@@ -856,8 +912,13 @@ class MeanCode:
         else:
             body.append("        _shared = None")
         body.append(f"    return {root}, _shared, {{{', '.join(x for x in grads_in if x)}}}")
+        # sK = S[K] for the shared numbers the code reads by name, and only those: most
+        # weights are read as matrices (take(S, …)), and a dead line per weight would cost
+        # compile() more than the step
+        named = {int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))}
+        head = [f"    s{k} = S[{k}]" for k in sorted(named)]
         params = ", ".join(["S", "_n", *(f"x{i}" for i in per_sample)])
-        return f"def mean_value_and_grad({params}):\n" + "\n".join(body) + "\n"
+        return f"def mean_value_and_grad({params}):\n" + "\n".join([*head, *body]) + "\n"
 
     def _grad_of_line_code(self, i: int) -> str | None:
         terms = self._acc.get(i)
@@ -866,6 +927,26 @@ class MeanCode:
         return " + ".join(f"({t})" for t in terms)
 
     # -- running ------------------------------------------------------------------------
+
+    def _piece_positions(self) -> Any:
+        """For each shared input (a row), the places of its gradient pieces in _flat,
+        padded with the place of a trailing 0.0: a numpy array (n_shared × width)."""
+        import numpy as np
+
+        n = self.n_shared_inputs
+        sizes = [len(p) for p in self._positions]
+        flat_len = sum(sizes)
+        pos = np.fromiter((p for ps in self._positions for p in ps), np.int64, flat_len)
+        ks = np.flatnonzero(pos < n)
+        owner = pos[ks]
+        order = np.argsort(owner, kind="stable")  # by input, each in order of its pieces
+        ks, owner = ks[order], owner[order]
+        counts = np.bincount(owner, minlength=n)
+        width = max(1, int(counts.max()) if n else 1)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if n else counts
+        table = np.full((n, width), flat_len, dtype=np.int64)
+        table[owner, np.arange(len(ks)) - starts[owner]] = ks
+        return table.reshape(-1)
 
     def _indices(self, device: Any) -> dict[str, Any]:
         key = (str(device),)
@@ -877,21 +958,26 @@ class MeanCode:
         out = {name: xp.asarray(v, dtype=xp.int64, **kw) for name, v in self._index_lists.items()}
         # _ipos: for each shared input, the places of its gradient pieces in _flat (padded
         # with the index of a trailing 0.0), so that a tied weight's pieces are summed
-        flat_len = sum(len(p) for p in self._positions)
-        where: list[list[int]] = [[] for _ in range(self.n_shared_inputs)]
-        k = 0
-        for pos in self._positions:
-            for p in pos:
-                if p < self.n_shared_inputs:
-                    where[p].append(k)
-                k += 1
-        width = max([1, *map(len, where)])
-        flat_pos = [k for w in where for k in w + [flat_len] * (width - len(w))]
-        out["_ipos"] = xp.asarray(flat_pos, dtype=xp.int64, **kw)
-        out["_nshared"] = len(where)
+        out["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
+        out["_nshared"] = self.n_shared_inputs
         out["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
         self._index_cache[key] = out
         return out
+
+    def run_arrays(
+        self, shared: Any, columns: Sequence[Any], size: int, device: Any
+    ) -> tuple[Any, Any, dict[int, Any]]:
+        """:meth:`run` with the shared inputs as one array (the constants appended once)."""
+        xp = self.xp
+        key = ("consts", str(device))
+        consts = self._index_cache.get(key)
+        if consts is None:
+            kw = {} if device is None else {"device": device}
+            consts = self._index_cache[key] = xp.asarray(self.consts, dtype=xp.float64, **kw)
+        ns = self.namespace
+        ns.update(self._indices(device))
+        ns["_quiet"] = _quiet_for(xp)
+        return self._fn(xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
         xp = self.xp
