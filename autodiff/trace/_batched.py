@@ -109,8 +109,10 @@ def _kernels(
 
     def step(x: Any) -> Any:
         # relu's derivative: 1 where x > 0, else 0 -- and 0, not nan, at a nan x; a nan
-        # input makes a nan value, and samples with one are recomputed exactly (_exact)
-        return xp.astype(arr(x) > 0.0, f64)
+        # input makes a nan value, and samples with one are recomputed exactly (_exact).
+        # A mask of booleans: multiplied by a gradient it is 1.0·g or 0.0·g (NaN for an
+        # infinite g, as 0 · ∞ is), one pass instead of a cast and then a product.
+        return arr(x) > 0.0
 
     def pow_local(a: Any, b: Any, out: Any) -> tuple[Any, Any]:
         a, b = arr(a), arr(b)
@@ -871,14 +873,19 @@ class MeanCode:
             if not (type(d) is float or isinstance(d, Sym)):
                 raise NeedsNumbersError
             d = ArraySym("1.0")._operand(d)
+            computed = True
         except (NeedsNumbersError, TypeError, AttributeError):
             fn = f"_l_{op}"
             self.namespace[fn] = self._lk[op]
             d = ArraySym(f"{fn}({arg}, {name})[0]")
+            computed = False
         src = grp["source"]
         tmp = self._tmp()
-        lines.append(f"    {tmp} = {d.code}")  # the local derivative, then × the gradient in place
-        lines.append(f"    {tmp} *= {gname}")
+        if computed:  # a formula: computed into a fresh array, then × the gradient in place
+            lines.append(f"    {tmp} = {d.code}")
+            lines.append(f"    {tmp} *= {gname}")
+        else:  # a kernel's result (relu's: a mask), × the gradient in one pass
+            lines.append(f"    {tmp} = {d.code} * {gname}")
         contrib = tmp
         if grp["src_cols"] == list(range(len(self.groups[src]["cols"]))):
             self._full.setdefault(src, []).append(contrib)
