@@ -15,7 +15,17 @@ forward + backward + SGD step):
 * trace + compile of the engine-level moons loss (65,818 nodes) against one eager
   epoch of the same loss, and its cost per node from 10³ to 10⁵ nodes;
 * the batched step with the layers found, against PyTorch's batched autograd at
-  batch 10², 10⁴ and 10⁵ (when torch is installed), and a width-256 MLP.
+  batch 10², 10⁴ and 10⁵ (when torch is installed), timed in blocks of steps (the
+  steady state of a training loop), and a width-256 MLP;
+* wide networks at batch 1,000 with Adam (MLP 2-256-256-1 logistic, 64-512-10 and
+  64-32-10 cross-entropy), the compiled batch step against PyTorch from the same
+  weights, float64, one thread each, in blocks of 10 steps;
+* the whole ``python -m nn.digits`` main job, as a new process.
+
+With the collector disabled, micrograd's graph (reference cycles) is freed only by a
+collection: that row times one collection at the end of each epoch, for both engines.
+micrograd's recursive sort fails at Python's default recursion limit, and the deep
+chain rows say so.
 
 Before anything is timed, every path's gradient is checked equal to eager's on
 the same model (``check_gradients``): a row that computes something else fails.
@@ -27,6 +37,12 @@ bench/RESULTS.md, and (unless --no-readme) to the README's results table.
 """
 
 from __future__ import annotations
+
+import os
+
+# one thread each: numpy's BLAS and PyTorch alike (set before either is imported)
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import argparse
 import gc
@@ -59,6 +75,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT / "bench") not in sys.path:  # torch_reference.py, beside this file, when imported
     sys.path.insert(0, str(ROOT / "bench"))
 SIZES = [2, 16, 16, 1]
+#: What a row shows for an engine whose recursive sort fails (Python's limit is 1,000).
+RECURSION = "RecursionError at Python's default recursion limit"
 
 
 def data() -> tuple[list[list[float]], list[int]]:
@@ -306,11 +324,94 @@ def library_epoch(setup: Setup) -> Callable[[], Any]:
     return lambda: opt.step(closure)
 
 
+# the wide networks: batch 1000, Adam, float64, one thread each, the same weights
+WIDE = [
+    ("MLP 2-256-256-1, logistic", 2, [256, 256, 1], None),
+    ("MLP 64-512-10, cross-entropy", 64, [512, 10], 10),
+    ("MLP 64-32-10, cross-entropy", 64, [32, 10], 10),
+]
+
+
+def wide_setup(
+    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
+) -> tuple[MLP, list[list[float]], list[int], Callable[..., Value], optim.Adam]:
+    """A wide workload: the model, the data, its sample loss and its optimizer."""
+    rng = random.Random(seed)
+    xs = [[rng.uniform(-1, 1) for _ in range(nin)] for _ in range(n)]
+    ys = [rng.randrange(classes or 2) for _ in range(n)]
+    model = MLP(nin, sizes, seed=seed)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    if classes is None:
+        loss = lambda x, y: losses.logistic([model(x)], [y])  # noqa: E731
+    else:
+        loss = lambda x, y: losses.cross_entropy([model(x)], [y])  # noqa: E731
+    return model, xs, ys, loss, opt
+
+
+def wide_steps(
+    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
+) -> tuple[Callable[[], float], Callable[[], float] | None]:
+    """(autodiff's compiled batch step, PyTorch's step or None) for one wide workload,
+    from the same weights and data."""
+    model, xs, ys, loss, opt = wide_setup(nin, sizes, classes, n, seed)
+    W = [
+        [[nr.w[i].data for nr in layer.neurons] for i in range(layer.nin)] for layer in model.layers
+    ]
+    b = [[nr.b.data for nr in layer.neurons] for layer in model.layers]
+    ours = compile_batch_step(model, loss, xs, ys, opt)
+    try:
+        import torch
+    except ImportError:
+        return ours, None
+    from torch_reference import adam_step
+
+    torch.set_num_threads(1)
+    X = torch.tensor(xs, dtype=torch.float64)
+    Y = torch.tensor(ys, dtype=torch.float64 if classes is None else torch.int64)
+    return ours, adam_step(sizes, W, b, X, Y, classes, 1e-3)
+
+
+def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[], float]:
+    """Trace + compile + the first step of a wide workload (the model and data made before)."""
+    model, xs, ys, loss, opt = wide_setup(nin, sizes, classes)
+    return lambda: compile_batch_step(model, loss, xs, ys, opt)()
+
+
+def in_blocks(step: Callable[[], Any], k: int) -> Callable[[], None]:
+    """`k` steps in a row, timed as one: the steady state of a training loop, where one
+    alternated step would also time the page faults and the order of the runs."""
+
+    def run() -> None:
+        for _ in range(k):
+            step()
+
+    return run
+
+
+def digits_run() -> Callable[[], None]:
+    """The whole `python -m nn.digits` main job, pictures included, as a new process."""
+    import subprocess
+    import tempfile
+
+    def run() -> None:
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run(
+                [sys.executable, "-m", "nn.digits", "--out", out],
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
+
+    return run
+
+
 # -- measuring ------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], Any], gc_enabled: bool) -> float | str:
-    """Seconds for one call, the result dropped inside the timing (freeing is a cost too)."""
+def timed(fn: Callable[[], Any], gc_enabled: bool, collect: bool = False) -> float | str:
+    """Seconds for one call, the result dropped inside the timing (freeing is a cost too);
+    with `collect`, a full collection too, inside the timing: with the collector disabled,
+    that is what frees a graph made of reference cycles (micrograd's)."""
     gc.collect()
     was = gc.isenabled()
     if gc_enabled:
@@ -321,9 +422,11 @@ def timed(fn: Callable[[], Any], gc_enabled: bool) -> float | str:
         t = time.perf_counter()
         out = fn()
         del out
+        if collect:
+            gc.collect()
         return time.perf_counter() - t
     except RecursionError:
-        return "RecursionError"
+        return RECURSION
     finally:
         if was:
             gc.enable()
@@ -333,7 +436,10 @@ def timed(fn: Callable[[], Any], gc_enabled: bool) -> float | str:
 
 
 def side_by_side(
-    cases: dict[str, Callable[[], Any]], rounds: int, gc_enabled: bool = True
+    cases: dict[str, Callable[[], Any]],
+    rounds: int,
+    gc_enabled: bool = True,
+    collect: bool = False,
 ) -> dict[str, list[float] | str]:
     """Alternate the cases round by round; per case, its times (or the error it raised)."""
     results: dict[str, list[float] | str] = {name: [] for name in cases}
@@ -342,7 +448,7 @@ def side_by_side(
         for name in names if r % 2 == 0 else names[::-1]:
             if isinstance(results[name], str):
                 continue
-            t = timed(cases[name], gc_enabled)
+            t = timed(cases[name], gc_enabled, collect)
             if isinstance(t, str):
                 results[name] = t
             else:
@@ -351,9 +457,9 @@ def side_by_side(
 
 
 def summary(times: list[float] | str, per: float = 1.0) -> tuple[str, str, float | None]:
-    """(median, minimum, median value) in ms per `per` units, or the error twice."""
+    """(median, minimum, median value) in ms per `per` units, or the error (once)."""
     if isinstance(times, str):
-        return times, times, None
+        return times, "", None
     med, low = statistics.median(times) / per, min(times) / per
     return f"{med * 1e3:.1f}", f"{low * 1e3:.1f}", med
 
@@ -444,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     ) -> None:
         a_med, a_min, a = summary(ours, per)
         m_med, m_min, m = summary(theirs, per)
-        rows.append((section, f"{a_med} ({a_min})", f"{m_med} ({m_min})", ratio(m, a), unit))
+        cells = [f"{v} ({low})" if low else v for v, low in ((a_med, a_min), (m_med, m_min))]
+        rows.append((section, *cells, ratio(m, a), unit))
         print(
             f"{section:<48} autodiff {a_med:>9} (min {a_min:>8})   micrograd {m_med:>14} "
             f"(min {m_min:>8})   ratio {ratio(m, a)}",
@@ -463,8 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     n_nodes = count_nodes(ours_epoch())
     print(f"moons epoch: {n_nodes} nodes per graph")
     for gc_on in (True, False):
-        res = side_by_side({"a": ours_epoch, "m": theirs_epoch}, rounds, gc_enabled=gc_on)
-        label = "engine: moons epoch, GC " + ("at defaults" if gc_on else "disabled for both")
+        # with the GC disabled, one collection at the end of each epoch is timed too: it is
+        # what frees micrograd's graph (reference cycles); autodiff's is freed by counting
+        res = side_by_side(
+            {"a": ours_epoch, "m": theirs_epoch}, rounds, gc_enabled=gc_on, collect=not gc_on
+        )
+        label = "engine: moons epoch, GC " + (
+            "at defaults" if gc_on else "off, graph freeing counted (one collection)"
+        )
         report(label, res["a"], res["m"])
 
     mg_step = micrograd_library_step()
@@ -524,26 +637,76 @@ def main(argv: list[str] | None = None) -> int:
     # the batched step with the layers found, against PyTorch's batched autograd
     for n in (10**2, 10**4, 10**5):
         setup = batch_setup(n)
-        ours_b = autodiff_batched_step(setup)
-        theirs_b = torch_batched_step(batch_setup(n))
+        k = {10**2: 20, 10**4: 5, 10**5: 3}[n]  # steps per timed block
+        ours_b = in_blocks(autodiff_batched_step(setup), k)
+        theirs = torch_batched_step(batch_setup(n))
         r = rounds if n < 10**5 else max(5, rounds // 2)
-        if theirs_b is None:
+        if theirs is None:
             res = side_by_side({"a": ours_b}, r)
-            report(f"batched step, batch {n:.0e} (PyTorch not installed)", res["a"], "—")
+            report(f"batched step, batch {n:.0e} (PyTorch not installed)", res["a"], "—", per=k)
             continue
-        res = side_by_side({"a": ours_b, "t": theirs_b}, r)
-        a_med = statistics.median(res["a"])  # type: ignore[arg-type]
-        t_med = statistics.median(res["t"])  # type: ignore[arg-type]
+        res = side_by_side({"a": ours_b, "t": in_blocks(theirs, k)}, r)
+        a_med = statistics.median(res["a"]) / k  # type: ignore[arg-type]
+        t_med = statistics.median(res["t"]) / k  # type: ignore[arg-type]
         rows.append(
             (
-                f"batched step, batch {n:.0e}: autodiff vs PyTorch autograd (CPU, float64)",
-                f"{a_med * 1e3:.2f} ({min(res['a']) * 1e3:.2f})",  # type: ignore[arg-type]
-                f"{t_med * 1e3:.2f} ({min(res['t']) * 1e3:.2f}) torch",  # type: ignore[arg-type]
+                f"batched step, batch {n:.0e}: autodiff vs PyTorch autograd (CPU, float64, "
+                f"blocks of {k} steps)",
+                f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",  # type: ignore[arg-type]
+                f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) torch",  # type: ignore[arg-type]
                 f"{a_med / t_med:.2f}× torch's time",
                 "ms",
             )
         )
         print(rows[-1])
+
+    # wide networks, batch 1000, Adam: the parameters live in arrays (nn.arrays)
+    for name, nin, sizes, classes in WIDE:
+        ours_w, theirs_w = wide_steps(nin, sizes, classes)
+        first = ours_w()
+        k = 10
+        if theirs_w is None:
+            res = side_by_side({"a": in_blocks(ours_w, k)}, max(5, rounds // 2))
+            report(f"{name}, batch 1e3, Adam (PyTorch not installed)", res["a"], "—", per=k)
+            continue
+        assert abs(first - theirs_w()) <= 1e-12 * abs(first), f"{name}: a different loss"
+        res = side_by_side({"a": in_blocks(ours_w, k), "t": in_blocks(theirs_w, k)}, rounds)
+        a_med = statistics.median(res["a"]) / k  # type: ignore[arg-type]
+        t_med = statistics.median(res["t"]) / k  # type: ignore[arg-type]
+        rows.append(
+            (
+                f"{name}, batch 1e3, Adam: compiled batch step vs PyTorch (CPU, float64, "
+                f"1 thread, blocks of {k})",
+                f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",  # type: ignore[arg-type]
+                f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) torch",  # type: ignore[arg-type]
+                f"{a_med / t_med:.2f}× torch's time",
+                "ms",
+            )
+        )
+        print(rows[-1])
+        if sizes == [256, 256, 1]:
+            # a fresh model each round (made before the timing): trace, compile, first step
+            compiles = [wide_compile(nin, sizes, classes) for _ in range(3)]
+            times = [timed(c, True) for c in compiles]
+            c_med = statistics.median(times)  # type: ignore[type-var]
+            rows.append(
+                ("  its trace + compile + first step", f"{c_med * 1e3:.0f}", "—", "—", "ms")
+            )
+            print(rows[-1])
+
+    # the digits main job, whole (a new process: imports, data, trace, 200 steps, pictures)
+    res = side_by_side({"d": digits_run()}, 3)
+    d_med = statistics.median(res["d"])  # type: ignore[arg-type]
+    rows.append(
+        (
+            "python -m nn.digits, the whole run (64-32-10, 200 steps, pictures included)",
+            f"{d_med:.1f} ({min(res['d']):.1f})",  # type: ignore[arg-type]
+            "—",
+            "—",
+            "s",
+        )
+    )
+    print(rows[-1])
 
     # a wide MLP: batched trace compiles quickly, and beats eager
     wide_setup = batch_setup(20, [2, 256, 256, 1])

@@ -38,3 +38,42 @@ def hinge_sgd_step(model: MLP, X: torch.Tensor, Y: torch.Tensor, lr: float) -> C
         return float(loss.detach())
 
     return step
+
+
+def adam_step(
+    sizes: list[int],
+    W: list[list[list[float]]],
+    b: list[list[float]],
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    classes: int | None,
+    lr: float,
+) -> Callable[[], float]:
+    """The wide-network workloads in PyTorch: an MLP with the given weights (W[k] as
+    in × out, b[k]), ReLU hidden layers, full-batch Adam on the logistic loss ζ((1−2y)z)
+    (classes None) or the softmax cross-entropy; returns the loss before the update."""
+    params = []
+    for Wk, bk in zip(W, b):
+        params += [
+            torch.tensor(Wk, dtype=torch.float64, device=X.device).requires_grad_(),
+            torch.tensor(bk, dtype=torch.float64, device=X.device).requires_grad_(),
+        ]
+    opt = torch.optim.Adam(params, lr=lr)
+    F = torch.nn.functional
+
+    def step() -> float:
+        h = X
+        for i in range(0, len(params), 2):
+            h = h @ params[i] + params[i + 1]
+            if i + 2 < len(params):
+                h = torch.relu(h)
+        if classes is None:
+            loss = F.softplus((1 - 2 * Y) * h[:, 0]).mean()
+        else:
+            loss = F.cross_entropy(h, Y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return step

@@ -66,3 +66,13 @@ def test_the_pytorch_step_computes_the_same_loss_when_torch_is_there():
     theirs = bench.torch_batched_step(bench.batch_setup(50))
     for _ in range(3):
         assert ours() == pytest.approx(theirs(), rel=1e-12)
+
+
+@pytest.mark.parametrize("workload", range(3))
+def test_the_wide_workloads_compute_pytorchs_losses(workload):
+    oracle.torch()
+    _, nin, sizes, classes = bench.WIDE[workload]
+    sizes = [min(s, 24) for s in sizes]  # the same code, narrower: fast enough for the suite
+    ours, theirs = bench.wide_steps(nin, sizes, classes, n=40)
+    for _ in range(3):
+        assert ours() == pytest.approx(theirs(), rel=1e-12)
