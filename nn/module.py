@@ -132,6 +132,11 @@ class Module:
         sync(self)
         return self.forward(*args, **kwargs)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and copy take: the attributes, the parameters' numbers current."""
+        sync(self)
+        return self.__dict__
+
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """What calling the module computes; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")

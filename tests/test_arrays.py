@@ -133,3 +133,16 @@ def test_a_nan_in_the_batch_takes_the_exact_path():
     slow_mean, slow = f.mean_value_and_grad([1.0, 2.0, np.array([1.0, np.nan])])
     assert np.isnan(mean) and np.isnan(slow_mean)
     assert bits(grads) == bits(slow[:2])
+
+
+def test_copies_and_pickles_take_the_current_numbers():
+    import copy
+    import pickle
+
+    xs, ys = data()
+    model = MLP(3, [4, 3], seed=5)
+    step = compile_batch_step(model, ce(model), xs, ys, SGD(model.parameters(), 0.5))
+    step()
+    step()
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert [p.data for p in twin.parameters()] == [p.data for p in model.parameters()]
