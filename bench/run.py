@@ -377,6 +377,19 @@ def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[]
     return lambda: compile_batch_step(model, loss, xs, ys, opt)()
 
 
+def torch_row(label: str, res: dict[str, Any], k: int) -> tuple[str, ...]:
+    """A row of autodiff ("a") beside PyTorch ("t"): per-step medians (minimums) of blocks of
+    `k` steps, in ms, and the ratio of the medians."""
+    a_med, t_med = statistics.median(res["a"]) / k, statistics.median(res["t"]) / k
+    return (
+        label,
+        f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",
+        f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) torch",
+        f"{a_med / t_med:.2f}× torch's time",
+        "ms",
+    )
+
+
 def in_blocks(step: Callable[[], Any], k: int) -> Callable[[], None]:
     """`k` steps in a row, timed as one: the steady state of a training loop, where one
     alternated step would also time the page faults and the order of the runs."""
@@ -646,18 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             report(f"batched step, batch {n:.0e} (PyTorch not installed)", res["a"], "—", per=k)
             continue
         res = side_by_side({"a": ours_b, "t": in_blocks(theirs, k)}, r)
-        a_med = statistics.median(res["a"]) / k  # type: ignore[arg-type]
-        t_med = statistics.median(res["t"]) / k  # type: ignore[arg-type]
-        rows.append(
-            (
-                f"batched step, batch {n:.0e}: autodiff vs PyTorch autograd (CPU, float64, "
-                f"blocks of {k} steps)",
-                f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",  # type: ignore[arg-type]
-                f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) torch",  # type: ignore[arg-type]
-                f"{a_med / t_med:.2f}× torch's time",
-                "ms",
-            )
-        )
+        label = f"batched step, batch {n:.0e}: autodiff vs PyTorch autograd (CPU, float64"
+        rows.append(torch_row(f"{label}, blocks of {k} steps)", res, k))
         print(rows[-1])
 
     # wide networks, batch 1000, Adam: the parameters live in arrays (nn.arrays)
@@ -671,18 +674,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         assert abs(first - theirs_w()) <= 1e-12 * abs(first), f"{name}: a different loss"
         res = side_by_side({"a": in_blocks(ours_w, k), "t": in_blocks(theirs_w, k)}, rounds)
-        a_med = statistics.median(res["a"]) / k  # type: ignore[arg-type]
-        t_med = statistics.median(res["t"]) / k  # type: ignore[arg-type]
-        rows.append(
-            (
-                f"{name}, batch 1e3, Adam: compiled batch step vs PyTorch (CPU, float64, "
-                f"1 thread, blocks of {k})",
-                f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",  # type: ignore[arg-type]
-                f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) torch",  # type: ignore[arg-type]
-                f"{a_med / t_med:.2f}× torch's time",
-                "ms",
-            )
-        )
+        label = f"{name}, batch 1e3, Adam: compiled batch step vs PyTorch (CPU, float64"
+        rows.append(torch_row(f"{label}, 1 thread, blocks of {k})", res, k))
         print(rows[-1])
         if sizes == [256, 256, 1]:
             # a fresh model each round (made before the timing): trace, compile, first step

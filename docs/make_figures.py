@@ -43,51 +43,48 @@ def lecture_graphs(out: str) -> list[str]:
     ]
 
 
-def explorer_screenshot(out: str, step: int = 36) -> str:
-    """The lecture network's explorer at one backward step, laid out top to bottom and
-    fitted to a window as wide as a README column (830 px), screenshot in Chromium."""
+def screenshot(page_file: str, path: str, height: int, actions: list[str]) -> str:
+    """`page_file` in Chromium, 830 px wide (a README column), after running each of the
+    `actions` (JavaScript, or "click SELECTOR"), saved as the PNG `path`; the page is
+    removed after."""
     from playwright.sync_api import sync_playwright
 
-    W, c, w, b = lecture.parameters()
-    f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
-    page_file = os.path.join(out, ".explorer.html")
-    explorer(f.L, page_file, title="The lecture's network, x = (1, 0), y = 1", rankdir="TB")
-    path = os.path.join(out, "explorer.png")
     flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        page = browser.new_page(viewport={"width": 830, "height": 1480})
+        page = browser.new_page(viewport={"width": 830, "height": height})
         page.goto(f"file://{os.path.abspath(page_file)}")
-        page.evaluate(f"window.explorer.go({step})")
-        page.evaluate("window.explorer.fit(true)")
+        for action in actions:
+            if action.startswith("click "):
+                page.click(action[len("click ") :])
+            else:
+                page.evaluate(action)
         page.screenshot(path=path)
         browser.close()
     os.remove(page_file)
     return path
+
+
+def explorer_screenshot(out: str, step: int = 36) -> str:
+    """The lecture network's explorer at one backward step, laid out top to bottom and
+    fitted to a window as wide as a README column (830 px), screenshot in Chromium."""
+    W, c, w, b = lecture.parameters()
+    f = lecture.forward([1.0, 0.0], 1, W, c, w, b)
+    page_file = os.path.join(out, ".explorer.html")
+    explorer(f.L, page_file, title="The lecture's network, x = (1, 0), y = 1", rankdir="TB")
+    actions = [f"window.explorer.go({step})", "window.explorer.fit(true)"]
+    return screenshot(page_file, os.path.join(out, "explorer.png"), 1480, actions)
 
 
 def layers_screenshot(out: str, step: int = 12) -> str:
     """The lecture network's layer explorer at ∇_W L (L16), one entry opened into its
     scalar edge, in a window as wide as a README column (830 px)."""
-    from playwright.sync_api import sync_playwright
-
     page_file = os.path.join(out, ".layers.html")
     title = "The lecture's network, layer by layer, x = (1, 0), y = 1"
     layer_explorer(lecture.mlp(), [1.0, 0.0], 1, page_file, title=title)
-    path = os.path.join(out, "layers.png")
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        page = browser.new_page(viewport={"width": 830, "height": 500})
-        page.goto(f"file://{os.path.abspath(page_file)}")
-        page.evaluate(f"window.layers.go({step})")
-        page.click("td[data-key='W1_0_0']")
-        page.screenshot(path=path)
-        browser.close()
-    os.remove(page_file)
-    return path
+    actions = [f"window.layers.go({step})", "click td[data-key='W1_0_0']"]
+    return screenshot(page_file, os.path.join(out, "layers.png"), 500, actions)
 
 
 def notebook_figure(out: str, marker: str = "softplus ζ(r) ≈ max(0, r)") -> str:

@@ -9,9 +9,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from typing import Any
 
-__all__ = ["Parser", "folder", "integer", "positive_float", "positive_int", "probe_writable"]
+__all__ = [
+    "Parser",
+    "cannot_write",
+    "folder",
+    "integer",
+    "positive_float",
+    "positive_int",
+    "probe_writable",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,3 +76,11 @@ def probe_writable(out: str) -> None:
     with open(probe, "w"):
         pass
     os.remove(probe)
+
+
+def cannot_write(prog: str, error: OSError, out: str) -> int:
+    """Say in one line on stderr that `out` (or the file in `error`) cannot be written;
+    returns the exit status, 2."""
+    where = error.filename or out
+    print(f"{prog}: error: cannot write to {where!r}: {error.strerror or error}", file=sys.stderr)
+    return 2

@@ -29,7 +29,15 @@ from collections.abc import Sequence
 
 from autodiff import Value, no_grad
 from nn import losses
-from nn.cli import Parser, folder, integer, positive_float, positive_int, probe_writable
+from nn.cli import (
+    Parser,
+    cannot_write,
+    folder,
+    integer,
+    positive_float,
+    positive_int,
+    probe_writable,
+)
 from nn.data import digits
 from nn.module import MLP
 from nn.optim import Adam
@@ -72,12 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         probe_writable(args.out)
     except OSError as e:
-        where = e.filename or args.out
-        print(
-            f"python -m nn.digits: error: cannot write to {where!r}: {e.strerror or e}",
-            file=sys.stderr,
-        )
-        return 2
+        return cannot_write("python -m nn.digits", e, args.out)
     xs, ys = digits("train")
     xt, yt = digits("test")
     model = MLP(64, [args.hidden, 10], activation="relu", seed=args.seed)

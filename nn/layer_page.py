@@ -28,9 +28,7 @@ activation's derivative at u, as on the slides (1[u > 0] for the ReLU).
 
 from __future__ import annotations
 
-import html
 import os
-import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -433,11 +431,11 @@ def _asset(name: str) -> str:
 
 
 def _page(data: dict[str, Any], svg: str) -> str:
-    fills = {
-        "TITLE": html.escape(style.visible(data["title"])),
-        "CSS": _asset("layers.css"),
-        "SVG": svg,
-        "DATA": style.script_json(data),
-        "JS": _asset("layers.js"),
-    }
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], _asset("layers.html"))
+    return style.html_page(
+        _asset("layers.html"),
+        title=data["title"],
+        css=_asset("layers.css"),
+        js=_asset("layers.js"),
+        svg=svg,
+        data=data,
+    )

@@ -44,7 +44,15 @@ from autodiff.render import (
     save,
 )
 from nn import lecture
-from nn.cli import Parser, folder, integer, positive_float, positive_int, probe_writable
+from nn.cli import (
+    Parser,
+    cannot_write,
+    folder,
+    integer,
+    positive_float,
+    positive_int,
+    probe_writable,
+)
 from nn.data import xor
 from nn.draw import layer_explorer, network_graph
 from nn.module import MLP
@@ -284,12 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         xs, ys = xor()
         k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)
     except OSError as e:
-        where = e.filename or args.out
-        print(
-            f"python -m nn.xor: error: cannot write to {where!r}: {e.strerror or e}",
-            file=sys.stderr,
-        )
-        return 2
+        return cannot_write("python -m nn.xor", e, args.out)
     if k < 0:
         return 1
     print(f"accuracy: {k}/4")

@@ -257,13 +257,12 @@ def _asset(name: str) -> str:
 
 
 def _page(data: dict[str, Any], svg: str) -> str:
-    """The HTML page: template, style, SVG, data and script, all inline (in one pass, so
-    that no label can smuggle in a placeholder)."""
-    fills = {
-        "TITLE": html.escape(style.visible(data["title"])),
-        "CSS": _asset("explorer.css"),
-        "SVG": svg,
-        "DATA": style.script_json(data),
-        "JS": _asset("explorer.js"),
-    }
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], _asset("explorer.html"))
+    """The HTML page: template, style, SVG, data and script, all inline."""
+    return style.html_page(
+        _asset("explorer.html"),
+        title=data["title"],
+        css=_asset("explorer.css"),
+        js=_asset("explorer.js"),
+        svg=svg,
+        data=data,
+    )

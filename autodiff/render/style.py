@@ -12,22 +12,25 @@ escapes and HTML entities such as ``&amp;``).
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import graphviz
 
 __all__ = [
-    "script_json",
     "FONT",
     "FONTSIZE",
     "LABEL_CHARS",
     "box",
     "dot_text",
+    "html_page",
     "number",
     "op_node",
+    "script_json",
     "shortened",
     "visible",
 ]
@@ -119,3 +122,17 @@ def script_json(data: object) -> str:
     back unchanged, whatever strings it holds.
     """
     return json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
+
+
+def html_page(template: str, *, title: str, css: str, js: str, svg: str, data: object) -> str:
+    """A self-contained page: `template` with its ``{{TITLE}}``, ``{{CSS}}``, ``{{SVG}}``,
+    ``{{DATA}}`` and ``{{JS}}`` filled in one pass (so that no text can bring in a
+    placeholder of its own), the title escaped and the data as :func:`script_json`."""
+    fills = {
+        "TITLE": html.escape(visible(title)),
+        "CSS": css,
+        "SVG": svg[svg.index("<svg") :] if "<svg" in svg else svg,
+        "DATA": script_json(data),
+        "JS": js,
+    }
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], template)
