@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from importlib import resources
 from typing import Any
 
 from autodiff import Value, topological_order
@@ -413,29 +412,15 @@ def layer_explorer(
         scalar[key] = lines
 
     network = render_bytes(network_graph(model, xs, y, kind="backward"), "svg").decode("utf-8")
+    heading = title or f"back-propagation, layer by layer: {model!r}"
     data_ = {
-        "title": title or f"back-propagation, layer by layer: {model!r}",
+        "title": heading,
         "columns": K + 1,
         "steps": steps,
         "scalar": scalar,
     }
-    page = _page(data_, network[network.index("<svg") :])
+    page = style.html_page("nn", "layers", title=heading, svg=network, data=data_)
     result = Explorer(page, len(steps))
     if path is not None:
         result.save(path)
     return result
-
-
-def _asset(name: str) -> str:
-    return (resources.files("nn") / "assets" / name).read_text(encoding="utf-8")
-
-
-def _page(data: dict[str, Any], svg: str) -> str:
-    return style.html_page(
-        _asset("layers.html"),
-        title=data["title"],
-        css=_asset("layers.css"),
-        js=_asset("layers.js"),
-        svg=svg,
-        data=data,
-    )

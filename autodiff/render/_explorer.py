@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 import os
 import re
-from importlib import resources
 from typing import Any
 
 from autodiff.engine import Value, topological_order
@@ -218,8 +217,9 @@ def explorer(
                     "text": "\n".join(lines),
                 }
             )
+    heading = title or f"back-propagation through {names[root]}"
     data = {
-        "title": title or f"back-propagation through {names[root]}",
+        "title": heading,
         "root": ids[root],
         "nodes": {
             ids[v]: {
@@ -245,24 +245,8 @@ def explorer(
         "explorer", kept, ids, rankdir, shown=shown, width=width, fit=False, spaced=False
     )
     svg = render_bytes(graph, "svg").decode("utf-8")
-    page = _page(data, svg[svg.index("<svg") :])
+    page = style.html_page("autodiff.render", "explorer", title=heading, svg=svg, data=data)
     result = Explorer(page, len(steps))
     if path is not None:
         result.save(path)
     return result
-
-
-def _asset(name: str) -> str:
-    return (resources.files("autodiff.render") / "assets" / name).read_text(encoding="utf-8")
-
-
-def _page(data: dict[str, Any], svg: str) -> str:
-    """The HTML page: template, style, SVG, data and script, all inline."""
-    return style.html_page(
-        _asset("explorer.html"),
-        title=data["title"],
-        css=_asset("explorer.css"),
-        js=_asset("explorer.js"),
-        svg=svg,
-        data=data,
-    )

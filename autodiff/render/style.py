@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import graphviz
@@ -124,15 +125,22 @@ def script_json(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
 
 
-def html_page(template: str, *, title: str, css: str, js: str, svg: str, data: object) -> str:
-    """A self-contained page: `template` with its ``{{TITLE}}``, ``{{CSS}}``, ``{{SVG}}``,
-    ``{{DATA}}`` and ``{{JS}}`` filled in one pass (so that no text can bring in a
-    placeholder of its own), the title escaped and the data as :func:`script_json`."""
+def html_page(package: str, name: str, *, title: str, svg: str, data: object) -> str:
+    """A self-contained page from the assets ``NAME.html``, ``NAME.css`` and ``NAME.js`` in
+    the folder ``assets`` of `package` (package data): the template's ``{{TITLE}}``,
+    ``{{CSS}}``, ``{{SVG}}``, ``{{DATA}}`` and ``{{JS}}`` filled in one pass (so that no
+    text can bring in a placeholder of its own), the title escaped, the data as
+    :func:`script_json`."""
+    folder = resources.files(package) / "assets"
+
+    def asset(suffix: str) -> str:
+        return (folder / f"{name}.{suffix}").read_text(encoding="utf-8")
+
     fills = {
         "TITLE": html.escape(visible(title)),
-        "CSS": css,
+        "CSS": asset("css"),
         "SVG": svg[svg.index("<svg") :] if "<svg" in svg else svg,
         "DATA": script_json(data),
-        "JS": js,
+        "JS": asset("js"),
     }
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], template)
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], asset("html"))
