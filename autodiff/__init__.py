@@ -26,10 +26,12 @@ from autodiff.engine import (
     is_grad_enabled,
     logsumexp,
     no_grad,
+    op,
     pick,
     topological_order,
 )
 from autodiff.functional import GradcheckError, grad, gradcheck, hessian, jacobian
+from autodiff.rules import Rule
 from autodiff.trace import BatchedTraced, Traced, TraceError, TraceWarning, trace
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "dot",
     "logsumexp",
     "pick",
+    "op",
+    "Rule",
     "gc_paused",
     "no_grad",
     "enable_grad",

@@ -320,13 +320,49 @@ def number(x: Num) -> float:
 class Rule:
     """One primitive: its name, its value on floats, and its local derivatives.
 
-    ``symbol`` is how the renders draw the operation.
+    ``symbol`` is how the renders draw the operation. ``local(*inputs, out)`` must be
+    written with arithmetic and this module's helpers (:func:`exp`, :func:`log`,
+    :func:`sigmoid`, :func:`power`, :func:`select`), so that it works on floats, on
+    Values (higher derivatives) and on the trace's symbols. ``array(xp, *inputs)``,
+    optional, is the forward on arrays of the namespace `xp`, for batched traces;
+    without it they map ``forward`` over numpy arrays element by element.
     """
 
     name: str
     symbol: str
     forward: Callable[..., float]
     local: Callable[..., tuple[Num, ...]]
+    array: Callable[..., Any] | None = None
+
+    def check(self) -> None:
+        """Refuse a malformed rule, naming it: a name that cannot name generated code, a
+        symbol that is not text, a part that cannot be called, or a ``local`` that does
+        not take the inputs of ``forward`` and its output."""
+        where = f"Rule {self.name!r}"
+        if not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise ValueError(f"Rule: the name must be a Python identifier, got {self.name!r}")
+        if not isinstance(self.symbol, str) or not self.symbol:
+            raise TypeError(f"{where}: symbol must be a non-empty str, got {self.symbol!r}")
+        for part in ("forward", "local"):
+            if not callable(getattr(self, part)):
+                raise TypeError(f"{where}: {part} must be callable, got {getattr(self, part)!r}")
+        if self.array is not None and not callable(self.array):
+            raise TypeError(f"{where}: array must be callable or None, got {self.array!r}")
+        n_local = self.arity
+        try:
+            params = inspect.signature(self.forward).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: nothing to compare
+            return
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            n_forward = None
+        else:
+            n_forward = sum(p.default is p.empty and p.kind is not p.KEYWORD_ONLY for p in params)
+        if n_forward != n_local:
+            raise ValueError(
+                f"{where}: forward takes {n_forward if n_forward is not None else 'any number of'}"
+                f" inputs but local takes {n_local if n_local is not None else 'any number of'} "
+                "and the output: local(*inputs, out) must take forward's inputs, then out"
+            )
 
     @property
     def arity(self) -> int | None:

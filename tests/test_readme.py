@@ -12,6 +12,17 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
+@pytest.fixture(autouse=True)
+def restore_the_rule_table():
+    """A block that adds an operation (autodiff.op) leaves the table as it was."""
+    from autodiff.rules import RULES
+
+    before = dict(RULES)
+    yield
+    RULES.clear()
+    RULES.update(before)
+
+
 def test_readme_has_python_examples():
     assert len(BLOCKS) >= 2
 

@@ -30,6 +30,7 @@ replayed the same way, but an overflow that a later operation hides
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import re
@@ -196,7 +197,39 @@ def _kernels(
         "pick": pick_local,
         "logsumexp": logsumexp_local,
     }
+    # operations added with autodiff.op: their own array forward, or their float
+    # functions mapped over numpy arrays element by element (other namespaces: refused)
+    numpy_like = "numpy" in getattr(xp, "__name__", "")
+    for name, rule in RULES.items():
+        if name not in forward and rule.array is not None:
+            forward[name] = functools.partial(rule.array, xp)
+        elif name not in forward and numpy_like:
+            forward[name] = _map_forward(rule.forward)
+        if name not in local and numpy_like:
+            local[name] = _map_local(rule.local, rule.arity)
     return helpers, forward, local
+
+
+def _map_forward(fn: Callable[..., float]) -> Callable[..., Any]:
+    """A rule's float forward mapped over numpy arrays, element by element (slow; exact)."""
+    import numpy as np
+
+    return np.vectorize(lambda *a: float(fn(*a)), otypes=[np.float64])  # type: ignore[no-any-return]
+
+
+def _map_local(fn: Callable[..., Any], arity: int | None) -> Callable[..., Any]:
+    """A rule's float local derivatives mapped over numpy arrays: a tuple of arrays."""
+    import numpy as np
+
+    def run(*args: Any) -> tuple[Any, ...]:
+        k = arity if arity is not None else len(args) - 1
+        if k == 1:
+            one = np.vectorize(lambda *a: float(fn(*a)[0]), otypes=[np.float64])
+            return (one(*args),)
+        many = np.vectorize(lambda *a: tuple(map(float, fn(*a))), otypes=[np.float64] * k)
+        return tuple(many(*args))
+
+    return run
 
 
 @contextlib.contextmanager

@@ -1,0 +1,157 @@
+"""Operations users add with `op(Rule(...))` work like built-in ones everywhere."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import oracle
+import pytest
+from test_render import needs_renderer
+
+from autodiff import Rule, Value, grad, gradcheck, hessian, op, trace
+from autodiff.render import backward_graph, explorer, render_bytes
+from autodiff.rules import RULES, select
+
+
+@pytest.fixture(autouse=True)
+def restore_the_table():
+    """Each test's operations leave the rule table as it was."""
+    before = dict(RULES)
+    yield
+    RULES.clear()
+    RULES.update(before)
+
+
+def bits(xs) -> list[bytes]:
+    return [struct.pack("<d", float(x)) for x in xs]
+
+
+def log1p_op(array: bool = True):
+    return op(
+        Rule(
+            "log1p",
+            "log1p",
+            math.log1p,
+            lambda a, out: (1 / (1 + a),),
+            array=(lambda xp, a: xp.log1p(a)) if array else None,
+        )
+    )
+
+
+def test_the_issues_log1p_works_at_every_order():
+    log1p = log1p_op()
+    assert log1p(0.5) == math.log1p(0.5) and type(log1p(0.5)) is float  # numbers in, number out
+    x = Value(0.5)
+    y = log1p(x)
+    assert y.op == "log1p" and y.data == math.log1p(0.5)
+    y.backward()
+    assert x.grad == 1 / 1.5
+    (d1,) = grad(log1p(x), [x], create_graph=True)
+    (d2,) = grad(d1, [x], create_graph=True)
+    (d3,) = grad(d2, [x])
+    assert (d1.data, d2.data, d3.data) == pytest.approx((1 / 1.5, -1 / 1.5**2, 2 / 1.5**3))
+    H = hessian(lambda v: log1p(v[0] * v[1]), [0.5, 2.0])
+    assert [v for row in H for v in row] == pytest.approx([-1.0, 0.25, 0.25, -0.0625])
+    assert gradcheck(lambda v: log1p(v[0] * v[1] + v[1]), [0.3, 0.7])
+
+
+def _clip():
+    # a derivative that branches on the number: traces call it at run time
+    return op(
+        Rule(
+            "clip01",
+            "clip",
+            lambda a: min(max(a, 0.0), 1.0),
+            lambda a, out: (select(a - 1.0, select(a, 0.0, 0.0, 1.0), 0.0, 0.0),),
+        )
+    )
+
+
+@pytest.mark.parametrize("with_array", [True, False])
+def test_traces_give_the_eager_numbers(with_array):
+    log1p, clip = log1p_op(with_array), _clip()
+
+    def f(v):
+        return log1p(v[0] * v[1]) + clip(v[0]) * v[1]
+
+    for point in ([0.5, 2.0], [1.5, -0.25], [-0.5, 0.0]):
+        xs = [Value(p) for p in point]
+        y = f(xs)
+        y.backward()
+        eager = bits([y.data, *(x.grad for x in xs)])
+        for mode in ("lines", "groups"):
+            value, grads = trace(f, point, mode=mode).value_and_grad(point)
+            assert bits([value, *grads]) == eager, mode
+    batched = trace(f, [0.5, 2.0], batched=True)
+    values, grads = batched.value_and_grad(
+        [np.array([0.5, 1.5, -0.5]), np.array([2.0, -0.25, 0.0])]
+    )
+    for k, point in enumerate(([0.5, 2.0], [1.5, -0.25], [-0.5, 0.0])):
+        xs = [Value(p) for p in point]
+        y = f(xs)
+        y.backward()
+        assert values[k] == pytest.approx(y.data, rel=1e-15)
+        assert [g[k] for g in grads] == pytest.approx([x.grad for x in xs], rel=1e-15)
+
+
+def test_batched_code_for_another_array_library_needs_the_array_forward():
+    torch = oracle.torch()
+    log1p, clip = log1p_op(), _clip()
+    f = trace(lambda v: log1p(v[0]) * v[1], [0.5, 2.0], batched=True)
+    values, _ = f.value_and_grad([torch.tensor([0.5, 1.0], dtype=torch.float64), 2.0])
+    assert values.tolist() == pytest.approx([2 * math.log1p(0.5), 2 * math.log1p(1.0)])
+    g = trace(lambda v: clip(v[0]) * v[1], [0.5, 2.0], batched=True)
+    with pytest.raises(NotImplementedError, match="no array kernel for the forward of 'clip01'"):
+        g.value_and_grad([torch.tensor([0.5, 1.0], dtype=torch.float64), 2.0])
+
+
+def test_the_renders_draw_its_symbol_and_formula():
+    needs_renderer()
+    log1p = log1p_op()
+    x = Value(0.5, "x")
+    y = log1p(x * 2.0)
+    y.label = "y"
+    svg = render_bytes(backward_graph(y)).decode()
+    assert ">log1p<" in svg
+    page = explorer(y).html
+    assert "∂log1p(v₂)/∂v₂ = 1 / (1 + v₂) = 0.5000" in page  # its local derivative, printed
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "match"),
+    [
+        (Rule("bad", "b", lambda a, b: a, lambda a, out: (1.0,)), ValueError, "forward takes 2"),
+        (Rule("bad", "b", lambda a: a, lambda a, b, c, out: (1.0,)), ValueError, "local takes 3"),
+        (Rule("bad", "b", 3.0, lambda a, out: (1.0,)), TypeError, "forward must be callable"),  # type: ignore[arg-type]
+        (Rule("bad", "b", abs, "x"), TypeError, "local must be callable"),  # type: ignore[arg-type]
+        (Rule("2bad", "b", abs, lambda a, out: (1.0,)), ValueError, "must be a Python identifier"),
+        (Rule("bad", "", abs, lambda a, out: (1.0,)), TypeError, "symbol must be a non-empty"),
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), array=1), TypeError, "array must be"),  # type: ignore[arg-type]
+        (Rule("exp", "e", math.exp, lambda a, out: (out,)), ValueError, "'exp' is taken"),
+    ],
+)
+def test_a_malformed_rule_is_refused_at_definition_naming_it(rule, error, match):
+    with pytest.raises(error, match=match):
+        op(rule)
+    assert RULES.get(rule.name) is not rule
+
+
+def test_replace_redefines_an_added_operation_never_a_built_in():
+    first = log1p_op()
+    again = op(Rule("log1p", "l1p", math.log1p, lambda a, out: (1 / (1 + a),)), replace=True)
+    assert RULES["log1p"].symbol == "l1p" and first(1.0) == again(1.0)
+    with pytest.raises(ValueError, match="'tanh' is taken"):
+        op(Rule("tanh", "t", math.tanh, lambda a, out: (1 - out * out,)), replace=True)
+
+
+def test_its_results_follow_the_numeric_policy():
+    big = op(Rule("times_huge", "×H", lambda a: a * 1e300, lambda a, out: (1e300,)))
+    with pytest.raises(OverflowError, match="times_huge"):
+        big(Value(1e10))
+    assert big(Value(math.inf)).data == math.inf  # an infinite input is not an overflow
+    with pytest.raises(TypeError, match=r"times_huge: takes 1 input\(s\), got 2"):
+        big(1.0, 2.0)
+    with pytest.raises(TypeError, match=r"times_huge \(×H\): expected a Value or a real number"):
+        big("x")
