@@ -90,7 +90,7 @@ _observers_lock = threading.Lock()
 _observer: ContextVar[Any] = ContextVar("autodiff trace observer", default=None)
 
 # backward() passes keep a counter on each node while they run: one at a time.
-_backward_lock = threading.Lock()
+backward_lock = threading.Lock()
 
 
 def is_grad_enabled() -> bool:
@@ -201,7 +201,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _as_float(x: object, where: str) -> float:
+def as_float(x: object, where: str) -> float:
     """The float of a real number; TypeError naming `where` for anything else, and
     OverflowError naming it for a number too large for a float (an int of 10**400)."""
     if type(x) is float:
@@ -274,7 +274,7 @@ class Value:
 
     def __init__(self, data: Number, label: str = "") -> None:
         self._label = _check_label(label, "Value")
-        self._data = _as_float(data, "Value")
+        self._data = as_float(data, "Value")
         self.grad = 0.0
         self.op = ""
         self._p0 = self._p1 = None
@@ -328,7 +328,7 @@ class Value:
 
     @data.setter
     def data(self, value: Number) -> None:
-        self._data = _as_float(value, "Value.data")
+        self._data = as_float(value, "Value.data")
 
     def __float__(self) -> float:
         return self.data
@@ -507,10 +507,10 @@ class Value:
         on to it, and passes its own on: ``parent.grad += local * grad``.
         """
         if type(gradient) is not float:
-            gradient = _as_float(gradient, "backward: gradient")
+            gradient = as_float(gradient, "backward: gradient")
         if _observers:
             _observe(self, "backward()")
-        with _backward_lock:
+        with backward_lock:
             self._backward(gradient)
 
     def _backward(self, gradient: float) -> None:
@@ -646,7 +646,7 @@ def _lift(x: object, rule: Rule) -> Value:
     if type(x) is float:
         return _leaf(x)  # type: ignore[arg-type]
     if isinstance(x, numbers.Real):
-        return _leaf(_as_float(x, f"{rule.name} ({rule.symbol})"))
+        return _leaf(as_float(x, f"{rule.name} ({rule.symbol})"))
     raise TypeError(
         f"{rule.name} ({rule.symbol}): expected a Value or a real number (int or float), "
         f"got {type(x).__name__} {shown(x)}"
@@ -762,7 +762,7 @@ def _checked(rule: Rule, data: Sequence[float]) -> float:
     finite inputs raised."""
     out = rule.forward(*data)
     if type(out) is not float:
-        out = _as_float(out, f"{rule.name}: forward's result")
+        out = as_float(out, f"{rule.name}: forward's result")
     if out - out:
         overflow(rule.name, rule.symbol, data, out)
     return out
@@ -838,7 +838,7 @@ def _note_unrecorded(v: Value, operands: Sequence[Value]) -> None:
 
 
 @contextmanager
-def _observed(observer: Any) -> Iterator[None]:
+def observed(observer: Any) -> Iterator[None]:
     """Run the block with `observer` watching this thread's Values (autodiff.trace)."""
     global _observers
     token = _observer.set(observer)

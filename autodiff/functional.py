@@ -139,7 +139,7 @@ def _check_unchanged(node: Value, locals_: Sequence[Scalar]) -> None:
 
 
 def _values(point: Sequence[float], where: str) -> list[Value]:
-    return [Value(engine._as_float(x, f"{where}: point[{i}]")) for i, x in enumerate(point)]
+    return [Value(engine.as_float(x, f"{where}: point[{i}]")) for i, x in enumerate(point)]
 
 
 def jacobian(

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 from autodiff import Value, dot
 from autodiff.engine import shown
+from nn import serialize
 from nn.arrays import sync
 
 __all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Module", "Neuron"]
@@ -356,15 +357,11 @@ class Module:
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the parameters to the JSON file `path` (:func:`nn.serialize.save`)."""
-        from nn.serialize import save
-
-        return save(path, self)
+        return serialize.save(path, self)
 
     def load(self, path: str | os.PathLike[str]) -> Module:
         """Set the parameters from the JSON file `path` (:func:`nn.serialize.load`); self."""
-        from nn.serialize import load
-
-        load(path, self)
+        serialize.load(path, self)
         return self
 
 

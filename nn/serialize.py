@@ -35,11 +35,13 @@ import math
 import os
 import secrets
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autodiff.engine import shown
-from nn.module import Module
 from nn.optim import Optimizer
+
+if TYPE_CHECKING:  # (nn.module imports this module: a model is known by what it does)
+    from nn.module import Module
 
 __all__ = ["FORMAT", "NON_FINITE", "load", "save"]
 
@@ -78,7 +80,7 @@ def save(path: str | os.PathLike[str], model: Module, optimizer: Optimizer | Non
     Standard JSON, written atomically, with the mode a new file would get from
     ``open()`` or the one the existing file has (see the module docstring).
     """
-    if not isinstance(model, Module):
+    if not callable(getattr(model, "state_dict", None)):
         raise TypeError(f"save: model must be a Module, got {type(model).__name__}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"save: optimizer must be an Optimizer, got {type(optimizer).__name__}")

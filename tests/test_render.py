@@ -360,7 +360,7 @@ def test_save_errors(tmp_path, monkeypatch):
     if render.renderer() and os.path.basename(render.renderer()) == "graphviz-pure":
         with pytest.raises(ValueError, match="graphviz-pure cannot write 'pdf'"):
             save(g, tmp_path / "g.pdf")
-    monkeypatch.setattr(render, "_renderer", None)
+    monkeypatch.setattr(render.graphs, "_renderer", None)
     with pytest.raises(RendererNotFoundError, match="pip install graphviz-pure"):
         save(g, tmp_path / "g.svg")
     assert "digraph" in g.source  # the DOT text is still there

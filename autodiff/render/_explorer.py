@@ -29,8 +29,9 @@ import re
 from typing import Any
 
 from autodiff.engine import Value, topological_order
-from autodiff.render import _check, _graph, _kept, _label_lines, render_bytes, style
+from autodiff.render import style
 from autodiff.render.formula import local_formulas, operand
+from autodiff.render.graphs import check_root, label_lines, layout, nearest, render_bytes
 from autodiff.rules import RULES
 
 __all__ = ["EXPLORER_MAX_NODES", "Explorer", "explorer"]
@@ -70,7 +71,7 @@ def _names(order: list[Value]) -> dict[Value, str]:
     names: dict[Value, str] = {}
     unnamed = 0
     for v in reversed(order):
-        label, _ = _label_lines(v)
+        label, _ = label_lines(v)
         if label:
             names[v] = label[0]
         else:
@@ -127,7 +128,7 @@ def explorer(
         rankdir: the graph's layout direction, as in :func:`~autodiff.render.forward_graph`
             ("TB" suits a narrow screen).
     """
-    _check(root, rankdir, "explorer")
+    check_root(root, rankdir, "explorer")
     limit = EXPLORER_MAX_NODES if max_nodes is None else max_nodes
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise (ValueError if isinstance(limit, int) else TypeError)(
@@ -139,7 +140,7 @@ def explorer(
             f"explorer: the graph has {len(order)} Values, more than max_nodes={limit}; "
             "explore a smaller graph (one sample, one neuron), or raise max_nodes"
         )
-    kept, ids, _ = _kept(order, limit)
+    kept, ids, _ = nearest(order, limit)
     names = _names(order)
     num = style.number
 
@@ -241,7 +242,7 @@ def explorer(
             widest[s["node"]] = "grad " + s["shown_grad"]
     shown = {v: (names[v], f"data {num(v._data)}", "grad") for v in kept}
     width = {v: (names[v], f"data {num(v._data)}", widest[ids[v]]) for v in kept}
-    graph = _graph(
+    graph = layout(
         "explorer", kept, ids, rankdir, shown=shown, width=width, fit=False, spaced=False
     )
     svg = render_bytes(graph, "svg").decode("utf-8")

@@ -50,6 +50,7 @@ from autodiff.engine import Value, enable_grad, gc_paused
 from autodiff.trace._batched import BatchedTraced
 from autodiff.trace._lines import LineCode
 from autodiff.trace._tape import Tape
+from autodiff.trace._traced import Traced
 from autodiff.trace._watch import TraceError, TraceWarning, Watch, describe
 
 __all__ = [
@@ -66,73 +67,6 @@ __all__ = [
 LINES_MAX = 2000
 
 _GENERATED = re.compile(r"[vgd]\d+|g_root|xs|V|G")
-
-
-class Traced:
-    """A graph recorded by :func:`trace`, compiled to code.
-
-    ``traced(xs)`` gives the value at the n numbers `xs`;
-    ``traced.value_and_grad(xs)`` the value and the gradient with respect to
-    every input. Results are Python floats computed in double precision,
-    whatever the type of the numbers given (numpy scalars included).
-    ``traced.source`` (and ``str(traced)``) is the generated code; each
-    function is compiled the first time it is called.
-    """
-
-    def __init__(self, code: Any, n_inputs: int, n_nodes: int, mode: str) -> None:
-        self._code = code
-        self.n_inputs = n_inputs
-        #: Operations in the recorded graph (nodes that are not inputs or constants).
-        self.n_nodes = n_nodes
-        #: "lines" or "groups": which kind of code (see the module docstring).
-        self.mode = mode
-        self._compiled: dict[str, Callable[..., Any]] = {}
-
-    @property
-    def source(self) -> str:
-        """The generated code: ``forward`` and ``value_and_grad``."""
-        return self._code.forward_source() + "\n\n" + self._code.value_and_grad_source()
-
-    def _function(self, name: str) -> Callable[..., Any]:
-        fn = self._compiled.get(name)
-        if fn is None:
-            src = getattr(self._code, f"{name}_source")()
-            namespace = dict(self._code.namespace)
-            with gc_paused():  # compile() makes many objects and no cycles
-                exec(compile(src, f"<autodiff.trace {name}>", "exec"), namespace)
-            # Out of its own globals: a function in the dict it reads its globals from is a
-            # reference cycle, which would keep the tape alive until the collector ran.
-            fn = self._compiled[name] = namespace.pop(name)
-        return fn
-
-    def _floats(self, xs: Sequence[Any]) -> list[float]:
-        if len(xs) != self.n_inputs:
-            raise ValueError(f"Traced: expected {self.n_inputs} inputs, got {len(xs)}")
-        return [
-            x if type(x) is float else engine._as_float(x, f"Traced: xs[{i}]")
-            for i, x in enumerate(xs)
-        ]
-
-    def _run(self, name: str, xs: list[float]) -> Any:
-        fn = self._function(name)
-        if self.mode == "lines":
-            return fn(*xs)
-        with self._code.np.errstate(all="ignore"):  # inf and nan are checked by the code
-            return fn(xs)
-
-    def __call__(self, xs: Sequence[float]) -> float:
-        """f at `xs`."""
-        return self._run("forward", self._floats(xs))  # type: ignore[no-any-return]
-
-    def value_and_grad(self, xs: Sequence[float]) -> tuple[float, list[float]]:
-        """(f(xs), [∂f/∂xᵢ for each input]) at `xs`."""
-        return self._run("value_and_grad", self._floats(xs))  # type: ignore[no-any-return]
-
-    def __str__(self) -> str:
-        return self.source
-
-    def __repr__(self) -> str:
-        return f"<Traced: {self.n_inputs} inputs, {self.n_nodes} operations, {self.mode}>"
 
 
 #: Grouped code pays off when a depth holds at least this many operations on average.
@@ -177,11 +111,11 @@ def _record(
     numbers = list(example_inputs)
     for i, x in enumerate(numbers):  # (the message is made only for an input that is wrong)
         if type(x) is not float:
-            numbers[i] = engine._as_float(x, f"trace: example_inputs[{i}]")
+            numbers[i] = engine.as_float(x, f"trace: example_inputs[{i}]")
     xs = [Value(x, name) for x, name in zip(numbers, names)]
     watch = Watch(xs, strict)
     with gc_paused():
-        with engine._observed(watch), enable_grad():
+        with engine.observed(watch), enable_grad():
             out = f(xs)
         if watch.problems and strict:  # refused, but f caught the TraceError and went on
             raise TraceError(watch.problems[0])

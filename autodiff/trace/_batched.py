@@ -44,9 +44,9 @@ from autodiff.trace._lines import (
     LineCode,
     NeedsNumbersError,
     Sym,
-    _code,
-    _dot_lines,
-    _sum_lines,
+    code_of,
+    dot_lines,
+    sum_lines,
 )
 from autodiff.trace._tape import Tape
 
@@ -286,7 +286,7 @@ class BatchedTraced:
                 args.append(x)
                 continue
             if _is_number(x):
-                args.append(engine._as_float(x, f"BatchedTraced: xs[{i}]"))
+                args.append(engine.as_float(x, f"BatchedTraced: xs[{i}]"))
                 continue
             a = (
                 xp.asarray(x, dtype=xp.float64)
@@ -422,8 +422,8 @@ class BatchedTraced:
         scalar code is the engine's arithmetic exactly.
         """
         if self._scalar is None:
-            from autodiff.trace import Traced
             from autodiff.trace._lines import LineCode
+            from autodiff.trace._traced import Traced
 
             self._scalar = Traced(
                 LineCode(self._tape, self._names), self.n_inputs, self.n_nodes, "lines"
@@ -738,7 +738,7 @@ class MeanCode:
         grp["arg"] = arg
         op = grp["op"]
         try:
-            expr = _code(RULES[op].forward(ArraySym(arg)))
+            expr = code_of(RULES[op].forward(ArraySym(arg)))
         except (NeedsNumbersError, TypeError, AttributeError):
             fn = f"_f_{op}"
             self.namespace[fn] = self._fk[op]
@@ -761,9 +761,9 @@ class MeanCode:
                 f"_xp.sum(_xp.take(S, {iw}, axis=0) * _xp.take(S, {ix}, axis=0))"
             ]
         if name == "dot":
-            return _dot_lines(var, args, ArraySym)
+            return dot_lines(var, args, ArraySym)
         try:
-            expr = _code(RULES[name].forward(*args))
+            expr = code_of(RULES[name].forward(*args))
         except (NeedsNumbersError, TypeError, AttributeError):
             fn = f"_f_{name}"
             self.namespace[fn] = self._fk[name]
@@ -818,7 +818,7 @@ class MeanCode:
             return terms[0]
         var = f"g{s}"
         lines.extend(
-            _sum_lines(
+            sum_lines(
                 var,
                 [ArraySym(t) if t.isidentifier() else ArraySym(f"({t})") for t in terms],
                 ArraySym,

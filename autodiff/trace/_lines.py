@@ -204,11 +204,11 @@ class LineCode:
             var = f"v{n_vars}"
             n_vars += 1
             if name == "dot":
-                lines.extend(_dot_lines(var, args, sym))
+                lines.extend(dot_lines(var, args, sym))
                 inline = True
             else:
                 try:
-                    expr = _code(RULES[name].forward(*args))
+                    expr = code_of(RULES[name].forward(*args))
                     inline = True
                 except (NeedsNumbersError, TypeError, AttributeError):
                     expr = self._call("f", name, args)
@@ -246,7 +246,7 @@ class LineCode:
                 else:
                     var = f"g{n_grads}"
                     n_grads += 1
-                    lines.extend(_sum_lines(var, terms, sym))
+                    lines.extend(sum_lines(var, terms, sym))
                     grad[c] = sym(var)
             name = tape.op[c]
             if name:
@@ -292,14 +292,14 @@ class LineCode:
         return f"def value_and_grad({', '.join(self.names)}):\n" + "\n".join(body) + "\n"
 
 
-def _code(result: object) -> str:
+def code_of(result: object) -> str:
     """The code of a rule's result on symbols; NeedsNumbersError if it is not one."""
     if not isinstance(result, Sym):
         raise NeedsNumbersError
     return result.code
 
 
-def _dot_lines(var: str, args: Sequence[Sym], sym: type[Sym]) -> list[str]:
+def dot_lines(var: str, args: Sequence[Sym], sym: type[Sym]) -> list[str]:
     """`var` = b + Σ wᵢxᵢ as a left fold, at most CHUNK terms per statement."""
     n = (len(args) - 1) // 2
     acc, lines = args[0], []
@@ -312,7 +312,7 @@ def _dot_lines(var: str, args: Sequence[Sym], sym: type[Sym]) -> list[str]:
     return lines
 
 
-def _sum_lines(var: str, terms: Sequence[Sym], sym: type[Sym]) -> list[str]:
+def sum_lines(var: str, terms: Sequence[Sym], sym: type[Sym]) -> list[str]:
     """`var` = t₁ + t₂ + … left to right, at most CHUNK terms per statement."""
     acc, lines = terms[0], []
     for i in range(1, len(terms)):

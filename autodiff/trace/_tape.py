@@ -44,7 +44,7 @@ class Tape:
         # Like Value.backward, this borrows each node's `_uses` slot -- first for Kahn's
         # counts, then for the node's slot number + 1 -- under the same lock, and puts
         # every one back to 0 before it returns, also on error.
-        with engine._backward_lock:
+        with engine.backward_lock:
             order = _backward_order(root)
             try:
                 self._build(root, inputs, order)
