@@ -258,6 +258,59 @@ def _pick_local(y: Num, *rest: Num) -> tuple[Num, ...]:
 
 
 # ----------------------------------------------------------------------------
+# Array kernels: each rule's forward on arrays of a namespace xp (numpy, torch, …),
+# for batched traces; the same formulas as the float kernels, elementwise
+# ----------------------------------------------------------------------------
+
+
+def _arr(xp: Any, x: Any) -> Any:
+    """An array of `x` (a float shared by the batch becomes a 0-d float64 array)."""
+    return x if hasattr(x, "shape") else xp.asarray(x, dtype=xp.float64)
+
+
+def _sigmoid_array(xp: Any, x: Any) -> Any:
+    x = _arr(xp, x)
+    e = xp.exp(-xp.abs(x))  # exp only ever sees −|x|, as sigmoid_float
+    return xp.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus_array(xp: Any, x: Any) -> Any:
+    x = _arr(xp, x)
+    return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _relu_array(xp: Any, x: Any) -> Any:
+    out = xp.maximum(_arr(xp, x), 0.0)
+    out += 0.0  # relu(−0.0) = 0.0; relu(nan) = nan (maximum propagates it)
+    return out
+
+
+def _logsumexp_array(xp: Any, *zs: Any) -> Any:
+    # shifted by the largest z, as _logsumexp_float (NaN and ±inf alike)
+    cols = [_arr(xp, z) for z in zs]
+    m = cols[0]
+    for z in cols[1:]:
+        m = xp.maximum(m, z)
+    finite = xp.isfinite(m)
+    shift = xp.where(finite, m, 0.0)
+    total = xp.exp(cols[0] - shift)
+    for z in cols[1:]:
+        total = total + xp.exp(z - shift)
+    return xp.where(finite, shift + xp.log(total), m)
+
+
+def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
+    y = _arr(xp, y)
+    ok = (y == xp.floor(y)) & (y >= 0.0) & (y < len(zs))  # false for nan
+    if not bool(xp.all(ok)):
+        raise ValueError(f"pick: a label is not a class index (an integer from 0 to {len(zs) - 1})")
+    out = _arr(xp, zs[0]) + xp.zeros_like(y)
+    for k, z in enumerate(zs[1:], start=1):
+        out = xp.where(y == float(k), _arr(xp, z), out)
+    return out
+
+
+# ----------------------------------------------------------------------------
 # Helpers that work on floats and on Values alike
 # ----------------------------------------------------------------------------
 
@@ -325,7 +378,10 @@ class Rule:
     :func:`sigmoid`, :func:`power`, :func:`select`), so that it works on floats, on
     Values (higher derivatives) and on the trace's symbols. ``array(xp, *inputs)``,
     optional, is the forward on arrays of the namespace `xp`, for batched traces;
-    without it they map ``forward`` over numpy arrays element by element.
+    without it they map ``forward`` over numpy arrays element by element. ``exact``
+    says that ``array`` gives ``forward``'s numbers to the bit (IEEE's correctly
+    rounded operations: + − × ÷ √, a sign, a max), so that the grouped code, which
+    is exact against the engine, may use it instead of mapping ``forward``.
     """
 
     name: str
@@ -333,6 +389,7 @@ class Rule:
     forward: Callable[..., float]
     local: Callable[..., tuple[Num, ...]]
     array: Callable[..., Any] | None = None
+    exact: bool = False
 
     def check(self) -> None:
         """Refuse a malformed rule, naming it: a name that cannot name generated code, a
@@ -414,32 +471,98 @@ def _dot_local(*args: Num) -> tuple[Num, ...]:
     return (1.0, *args[n + 1 : 2 * n + 1], *args[1 : n + 1])
 
 
+# array forwards too long for a table line
+def _add_array(xp: Any, a: Any, b: Any) -> Any:
+    return a + b
+
+
+def _sub_array(xp: Any, a: Any, b: Any) -> Any:
+    return a - b
+
+
+def _mul_array(xp: Any, a: Any, b: Any) -> Any:
+    return a * b
+
+
+def _div_array(xp: Any, a: Any, b: Any) -> Any:
+    return _arr(xp, a) / b
+
+
+def _sqrt_array(xp: Any, a: Any) -> Any:
+    return xp.sqrt(_arr(xp, a))
+
+
+def _abs_array(xp: Any, a: Any) -> Any:
+    return xp.abs(_arr(xp, a))
+
+
+def _tanh_array(xp: Any, a: Any) -> Any:
+    return xp.tanh(_arr(xp, a))
+
+
+def _pow_array(xp: Any, a: Any, b: Any) -> Any:
+    return xp.pow(_arr(xp, a), _arr(xp, b))
+
+
+def _neg_array(xp: Any, a: Any) -> Any:
+    return -a
+
+
+def _exp_array(xp: Any, a: Any) -> Any:
+    return xp.exp(_arr(xp, a))
+
+
+def _log_array(xp: Any, a: Any) -> Any:
+    return xp.log(_arr(xp, a))
+
+
 #: name -> Rule. The op name stored on a node is the key here.
+# One rule per line: name, symbol, forward on floats, local derivatives; then the
+# forward on arrays, and whether it gives the float forward's numbers to the bit.
+# fmt: off
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
-        Rule("add", "+", lambda a, b: a + b, lambda a, b, out: _ONES),
-        Rule("sub", "−", lambda a, b: a - b, lambda a, b, out: _ONE_MINUS_ONE),
-        Rule("mul", "×", lambda a, b: a * b, lambda a, b, out: (b, a)),
-        Rule("div", "÷", _div_float, lambda a, b, out: (1.0 / b, -out / b)),
-        Rule("pow", "^", _pow_float, _pow_local),
-        Rule("neg", "−", lambda a: -a, lambda a, out: (-1.0,)),
-        Rule("exp", "exp", _exp_float, lambda a, out: (out,)),
-        Rule("log", "log", _log_float, lambda a, out: (1.0 / a,)),
-        Rule("sqrt", "√", _sqrt_float, lambda a, out: (0.5 * power(out, -1.0),)),
-        Rule("abs", "abs", abs, lambda a, out: (select(a, -1.0, 0.0, 1.0),)),
-        Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,)),
-        Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),)),
-        Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),)),
+        Rule("add", "+", lambda a, b: a + b, lambda a, b, out: _ONES,
+             array=_add_array, exact=True),
+        Rule("sub", "−", lambda a, b: a - b, lambda a, b, out: _ONE_MINUS_ONE,
+             array=_sub_array, exact=True),
+        Rule("mul", "×", lambda a, b: a * b, lambda a, b, out: (b, a),
+             array=_mul_array, exact=True),
+        Rule("div", "÷", _div_float, lambda a, b, out: (1.0 / b, -out / b),
+             array=_div_array, exact=True),
+        Rule("pow", "^", _pow_float, _pow_local,
+             array=_pow_array),
+        Rule("neg", "−", lambda a: -a, lambda a, out: (-1.0,),
+             array=_neg_array, exact=True),
+        Rule("exp", "exp", _exp_float, lambda a, out: (out,),
+             array=_exp_array),
+        Rule("log", "log", _log_float, lambda a, out: (1.0 / a,),
+             array=_log_array),
+        Rule("sqrt", "√", _sqrt_float, lambda a, out: (0.5 * power(out, -1.0),),
+             array=_sqrt_array, exact=True),
+        Rule("abs", "abs", abs, lambda a, out: (select(a, -1.0, 0.0, 1.0),),
+             array=_abs_array, exact=True),
+        Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,),
+             array=_tanh_array),
+        Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),),
+             array=_sigmoid_array),
+        Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),),
+             array=_softplus_array),
         # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
-        Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),)),
-        Rule("dot", "Σ", _dot_float, _dot_local),  # b + Σ wᵢxᵢ in one node: a neuron
+        Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),),
+             array=_relu_array, exact=True),
+        # b + Σ wᵢxᵢ in one node: a neuron (batched code makes layers of them: no array)
+        Rule("dot", "Σ", _dot_float, _dot_local),
         # log Σ e^zᵢ, stable for every finite z: with pick, a softmax cross-entropy
-        Rule("logsumexp", "logΣexp", _logsumexp_float, _logsumexp_local),
+        Rule("logsumexp", "logΣexp", _logsumexp_float, _logsumexp_local,
+             array=_logsumexp_array),
         # zs[y], the score of the class y: a label that may itself be traced
-        Rule("pick", "pick", _pick_float, _pick_local),
+        Rule("pick", "pick", _pick_float, _pick_local,
+             array=_pick_array),
     )
 }
+# fmt: on
 
 #: Operations whose float results can overflow from finite inputs without the
 #: forward function raising itself: the machinery checks these (engine, trace).

@@ -94,20 +94,6 @@ def _kernels(
     def arr(x: Any) -> Any:
         return x if hasattr(x, "shape") else xp.asarray(x, dtype=f64)
 
-    def sigmoid(x: Any) -> Any:
-        x = arr(x)
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-    def softplus(x: Any) -> Any:
-        x = arr(x)
-        return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-    def relu(x: Any) -> Any:
-        out = xp.maximum(arr(x), 0.0)
-        out += 0.0  # -0.0 -> 0.0; nan stays nan
-        return out
-
     def step(x: Any) -> Any:
         # relu's derivative: 1 where x > 0, else 0 -- and 0, not nan, at a nan x; a nan
         # input makes a nan value, and samples with one are recomputed exactly (_exact).
@@ -123,31 +109,6 @@ def _kernels(
             (a > 0.0) | xp.isnan(a), out * xp.log(xp.abs(a)), xp.where(a == 0.0, 0.0, nan)
         )
         return da, db
-
-    def logsumexp(*zs: Any) -> Any:
-        # shifted by the largest z, as rules._logsumexp_float (NaN and ±inf alike)
-        cols = [arr(z) for z in zs]
-        m = cols[0]
-        for z in cols[1:]:
-            m = xp.maximum(m, z)
-        finite = xp.isfinite(m)
-        shift = xp.where(finite, m, 0.0)
-        total = xp.exp(cols[0] - shift)
-        for z in cols[1:]:
-            total = total + xp.exp(z - shift)
-        return xp.where(finite, shift + xp.log(total), m)
-
-    def pick(y: Any, *zs: Any) -> Any:
-        y = arr(y)
-        ok = (y == xp.floor(y)) & (y >= 0.0) & (y < len(zs))  # false for nan
-        if not bool(xp.all(ok)):
-            raise ValueError(
-                f"pick: a label is not a class index (an integer from 0 to {len(zs) - 1})"
-            )
-        out = arr(zs[0]) + xp.zeros_like(y)
-        for k, z in enumerate(zs[1:], start=1):
-            out = xp.where(y == float(k), arr(z), out)
-        return out
 
     def logsumexp_local(*args: Any) -> tuple[Any, ...]:
         # the softmax, shifted by the largest z (rules._logsumexp_local)
@@ -168,26 +129,19 @@ def _kernels(
         ones = [xp.astype(y == float(k), f64) for k in range(len(rest) - 1)]
         return (xp.zeros_like(y), *ones)
 
+    # the forwards on arrays are the rules' own (Rule.array), as the helpers the
+    # generated code calls for the rules' formulas (exp, log, σ)
+    forward: dict[str, Callable[..., Any]] = {
+        name: functools.partial(rule.array, xp)
+        for name, rule in RULES.items()
+        if rule.array is not None
+    }
     helpers: dict[str, object] = {
         "_xp": xp,
-        "_exp": lambda x: xp.exp(arr(x)),
-        "_log": lambda x: xp.log(arr(x)),
-        "_sigmoid": sigmoid,
-        "_relu": relu,
-    }
-    forward: dict[str, Callable[..., Any]] = {
-        "exp": lambda x: xp.exp(arr(x)),
-        "log": lambda x: xp.log(arr(x)),
-        "sqrt": lambda x: xp.sqrt(arr(x)),
-        "abs": lambda x: xp.abs(arr(x)),
-        "tanh": lambda x: xp.tanh(arr(x)),
-        "sigmoid": sigmoid,
-        "softplus": softplus,
-        "relu": relu,
-        "div": lambda a, b: arr(a) / b,
-        "pow": lambda a, b: xp.pow(arr(a), arr(b)),
-        "logsumexp": logsumexp,
-        "pick": pick,
+        "_exp": forward["exp"],
+        "_log": forward["log"],
+        "_sigmoid": forward["sigmoid"],
+        "_relu": forward["relu"],
     }
     local: dict[str, Callable[..., Any]] = {
         "relu": lambda a, out: (step(a),),
@@ -197,13 +151,11 @@ def _kernels(
         "pick": pick_local,
         "logsumexp": logsumexp_local,
     }
-    # operations added with autodiff.op: their own array forward, or their float
-    # functions mapped over numpy arrays element by element (other namespaces: refused)
+    # operations added with autodiff.op without an array forward: their float functions
+    # mapped over numpy arrays element by element (other namespaces: refused)
     numpy_like = "numpy" in getattr(xp, "__name__", "")
     for name, rule in RULES.items():
-        if name not in forward and rule.array is not None:
-            forward[name] = functools.partial(rule.array, xp)
-        elif name not in forward and numpy_like:
+        if name not in forward and numpy_like and name != "dot":
             forward[name] = _map_forward(rule.forward)
         if name not in local and numpy_like:
             local[name] = _map_local(rule.local, rule.arity)
@@ -643,7 +595,7 @@ class MeanCode:
                 grp["cols"].append(s)
                 grp["w"].append([spos[w] for w in ws])
                 grp["b"].append(spos[a[0]])
-            elif len(a) == 1 and a[0] in self.member and name in _MAPPABLE:
+            elif len(a) == 1 and a[0] in self.member and _mappable(name):
                 src = self.member[a[0]][0]
                 g = maps.get((name, src))
                 if g is None:
@@ -1031,7 +983,11 @@ class MeanCode:
         return self._fn(shared_array, float(size), *per_sample)  # type: ignore[no-any-return]
 
 
-_MAPPABLE = frozenset({"relu", "tanh", "sigmoid", "softplus", "exp", "log", "neg", "abs", "sqrt"})
+def _mappable(name: str) -> bool:
+    """Whether a layer's columns can go through the operation as one array: an
+    operation of one input with a forward on arrays (its Rule says so)."""
+    rule = RULES[name]
+    return rule.arity == 1 and rule.array is not None
 
 
 def _quiet_for(xp: Any) -> Callable[[], Any]:

@@ -25,6 +25,7 @@ Exactly the engine's numbers, still:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -36,17 +37,6 @@ from autodiff.trace._tape import Tape
 
 __all__ = ["GroupedCode"]
 
-# Operations numpy computes exactly as the engine does: name -> code template.
-_EXACT = {
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
-    "div": "{0} / {1}",
-    "neg": "-{0}",
-    "abs": "_np.abs({0})",
-    "sqrt": "_np.sqrt({0})",
-    "relu": "_relu({0})",
-}
 _SUM = "sum"  # a folded chain of +: not a rule, b + t₁ + t₂ + … with every local 1.0
 
 
@@ -54,9 +44,6 @@ def _runtime(np: Any) -> dict[str, object]:
     def map_floats(f: Callable[..., float], *arrays: Any) -> Any:
         """f applied to each element (Python floats in, float64 array out)."""
         return np.fromiter(map(f, *(a.tolist() for a in arrays)), float, len(arrays[0]))
-
-    def relu(x: Any) -> Any:
-        return np.where(x <= 0.0, 0.0, x)  # -0.0 -> 0.0, nan stays nan
 
     def fold(first: Any, terms: Any) -> Any:
         """first + t₀ + t₁ + … per row, left to right (cumsum scans sequentially)."""
@@ -70,7 +57,6 @@ def _runtime(np: Any) -> dict[str, object]:
     return {
         "_np": np,
         "_map": map_floats,
-        "_relu": relu,
         "_fold": fold,
         "_gsum": gsum,
         "_exp": lambda x: map_floats(math.exp, x),
@@ -207,8 +193,11 @@ class GroupedCode:
             first, rest = self._array(cols[:, 0]), self._array(cols[:, 1:])
             return f"    {target} = _fold(V[{first}], V[{rest}]){where}"
         ins = [f"V[{self._array(cols[:, j])}]" for j in range(m)]
-        if name in _EXACT:
-            return f"    {target} = {_EXACT[name].format(*ins)}{where}"
+        rule = RULES[name]
+        if rule.exact and rule.array is not None:  # numpy's numbers are the engine's
+            fn = f"_a_{name}"
+            self.namespace[fn] = functools.partial(rule.array, self.np)
+            return f"    {target} = {fn}({', '.join(ins)}){where}"
         fn = f"_f_{name}"
         self.namespace[fn] = RULES[name].forward
         return f"    {target} = _map({fn}, {', '.join(ins)}){where}"
