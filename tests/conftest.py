@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -17,3 +18,14 @@ quiet = [HealthCheck.too_slow]
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=quiet)
 settings.register_profile("thorough", max_examples=5000, deadline=None, suppress_health_check=quiet)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def restore_rules():
+    """The rule table as it was after the test: operations a test adds (autodiff.op) go."""
+    from autodiff.rules import RULES
+
+    before = dict(RULES)
+    yield
+    RULES.clear()
+    RULES.update(before)

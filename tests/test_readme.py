@@ -13,14 +13,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
 @pytest.fixture(autouse=True)
-def restore_the_rule_table():
-    """A block that adds an operation (autodiff.op) leaves the table as it was."""
-    from autodiff.rules import RULES
-
-    before = dict(RULES)
-    yield
-    RULES.clear()
-    RULES.update(before)
+def _rules(restore_rules):
+    """Operations added here (autodiff.op) leave the rule table as it was."""
 
 
 def test_readme_has_python_examples():
