@@ -14,6 +14,17 @@ import torch
 from nn.module import MLP
 
 
+def mlp(params: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """The scores of an MLP whose `params` are [W₁, b₁, W₂, b₂, …] (W as in × out), ReLU
+    between layers."""
+    h = X
+    for i in range(0, len(params), 2):
+        h = h @ params[i] + params[i + 1]
+        if i + 2 < len(params):
+            h = torch.relu(h)
+    return h
+
+
 def hinge_sgd_step(model: MLP, X: torch.Tensor, Y: torch.Tensor, lr: float) -> Callable[[], float]:
     """One full-batch step on (X, Y) from `model`'s current weights, on X's device; returns the
     loss before the update, as the engine's steps do."""
@@ -24,11 +35,7 @@ def hinge_sgd_step(model: MLP, X: torch.Tensor, Y: torch.Tensor, lr: float) -> C
         tensors += [W.T.contiguous().to(X.device).requires_grad_(), b.to(X.device).requires_grad_()]
 
     def step() -> float:
-        h = X
-        for i in range(0, len(tensors), 2):
-            h = h @ tensors[i] + tensors[i + 1]
-            if i + 2 < len(tensors):
-                h = torch.relu(h)
+        h = mlp(tensors, X)
         l2 = sum((t * t).sum() for t in tensors)
         loss = torch.relu(1 - Y * h[:, 0]).mean() + 1e-4 * l2
         grads = torch.autograd.grad(loss, tensors)
@@ -62,11 +69,7 @@ def adam_step(
     F = torch.nn.functional
 
     def step() -> float:
-        h = X
-        for i in range(0, len(params), 2):
-            h = h @ params[i] + params[i + 1]
-            if i + 2 < len(params):
-                h = torch.relu(h)
+        h = mlp(params, X)
         if classes is None:
             loss = F.softplus((1 - 2 * Y) * h[:, 0]).mean()
         else:

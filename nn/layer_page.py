@@ -40,8 +40,6 @@ from nn.network import network_graph
 
 __all__ = ["layer_explorer"]
 
-_SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
-_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 #: f = the activation's derivative, written in the layer's names (u: its input, h: output)
 _DERIVATIVE = {
     "relu": "1[{u} > 0]",
@@ -51,10 +49,6 @@ _DERIVATIVE = {
 }
 
 
-def _sub(i: int) -> str:
-    return str(i).translate(_SUB)
-
-
 class _Names:
     """The lecture's names for a network of `n_layers` layers (the last one: z)."""
 
@@ -62,7 +56,7 @@ class _Names:
         self.one = n_layers == 2  # one hidden layer: the lecture's own notation
 
     def sup(self, k: int) -> str:
-        return "" if self.one else str(k).translate(_SUP)
+        return "" if self.one else style.superscript(k)
 
     def inp(self, k: int) -> str:  # what layer k reads
         return "x" if k == 1 else f"h{self.sup(k - 1)}"
@@ -162,7 +156,7 @@ def layer_explorer(
 
     inputs = [Value(v) for v in xs]
     for i, v in enumerate(inputs):
-        name(v, f"x{_sub(i + 1)}", f"x_{i}")
+        name(v, f"x{style.subscript(i + 1)}", f"x_{i}")
     columns: list[list[Value]] = [inputs]
     pre: list[list[Value]] = [[]]
     for k, layer in enumerate(model.layers, start=1):
@@ -172,20 +166,24 @@ def layer_explorer(
         for j, neuron in enumerate(layer.neurons):
             for i, w in enumerate(neuron.w):
                 if last:
-                    name(w, f"w{_sub(i + 1)}", f"w_{i}")
+                    name(w, f"w{style.subscript(i + 1)}", f"w_{i}")
                 else:
-                    name(w, f"{nm.w(k)}{_sub(i + 1)},{_sub(j + 1)}", f"W{k}_{i}_{j}")
+                    name(
+                        w,
+                        f"{nm.w(k)}{style.subscript(i + 1)},{style.subscript(j + 1)}",
+                        f"W{k}_{i}_{j}",
+                    )
             if last:
                 name(neuron.b, "b", "b")
             else:
-                name(neuron.b, f"{nm.c(k)}{_sub(j + 1)}", f"c{k}_{j}")
+                name(neuron.b, f"{nm.c(k)}{style.subscript(j + 1)}", f"c{k}_{j}")
         for j, (u, h) in enumerate(zip(us, outs)):
             if last:
                 name(u, "z", "z")
             else:
-                name(u, f"{nm.pre(k)}{_sub(j + 1)}", f"u{k}_{j}")
+                name(u, f"{nm.pre(k)}{style.subscript(j + 1)}", f"u{k}_{j}")
                 if h is not u:
-                    name(h, f"{nm.h(k)}{_sub(j + 1)}", f"h{k}_{j}")
+                    name(h, f"{nm.h(k)}{style.subscript(j + 1)}", f"h{k}_{j}")
                 else:
                     keys[f"h{k}_{j}"] = h
         columns.append(outs)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from autodiff import Value
 from autodiff.functional import adjoints
 from autodiff.render import Graph
-from autodiff.render.style import FONT, number
+from autodiff.render.style import FONT, number, subscript, superscript
 from nn.losses import logistic
 from nn.module import MLP
 
@@ -36,22 +36,15 @@ EDGE_LABELS_UP_TO = 8
 
 _POSITIVE, _NEGATIVE = "#1f77b4", "#d62728"
 _FONTSIZE = 9.0
-_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-_SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def _name(c: int, j: int, last: int, n_columns: int) -> str:
     """x₁ for an input, z for the output, h₃ for a hidden unit (h²₃ with several layers)."""
     if c == 0:
-        return f"x{j + 1}".translate(_SUB)
+        return "x" + subscript(j + 1)
     if c == last:
         return "z"
-    layer = str(c).translate(_SUP) if n_columns > 3 else ""
-    return (
-        f"h{layer}{j + 1}".translate(_SUB)
-        if not layer
-        else "h" + layer + str(j + 1).translate(_SUB)
-    )
+    return "h" + (superscript(c) if n_columns > 3 else "") + subscript(j + 1)
 
 
 def _short(x: float) -> str:

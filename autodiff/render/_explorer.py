@@ -39,8 +39,6 @@ __all__ = ["EXPLORER_MAX_NODES", "Explorer", "explorer"]
 #: The explorer's default node limit: every step must be reachable, so more than the graphs'.
 EXPLORER_MAX_NODES = 60
 
-_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
 
 class Explorer:
     """An explorer page: ``.html`` is the file's text; Jupyter shows it inline."""
@@ -76,7 +74,7 @@ def _names(order: list[Value]) -> dict[Value, str]:
             names[v] = label[0]
         else:
             unnamed += 1
-            names[v] = "v" + str(unnamed).translate(_SUB)
+            names[v] = "v" + style.subscript(unnamed)
     return names
 
 

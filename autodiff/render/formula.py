@@ -101,12 +101,15 @@ class Formula:
         return Formula(f"{name}({self.text})")
 
     def exp(self) -> Formula:
+        """exp(…) of this formula (what rules.exp calls on a non-float)."""
         return self._call("exp")
 
     def log(self) -> Formula:
+        """log(…) of this formula."""
         return self._call("log")
 
     def sigmoid(self) -> Formula:
+        """σ(…) of this formula."""
         return self._call("σ")
 
     # -- what the rules' helpers call on a non-float (see autodiff.rules) ------

@@ -117,6 +117,7 @@ def _count(value: object, default: int, what: str, where: str) -> int:
 
 
 def check_root(root: object, rankdir: object, where: str) -> None:
+    """TypeError unless `root` is a Value, ValueError for an unknown `rankdir`, naming `where`."""
     if not isinstance(root, Value):
         raise TypeError(f"{where}: root must be a Value, got {type(root).__name__} {root!r}")
     if rankdir not in RANKDIRS:

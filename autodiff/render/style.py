@@ -33,6 +33,8 @@ __all__ = [
     "op_node",
     "script_json",
     "shortened",
+    "subscript",
+    "superscript",
     "visible",
 ]
 
@@ -70,6 +72,20 @@ def visible(s: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def subscript(n: int) -> str:
+    """`n` in subscript digits (x₁₂), as the pictures index names."""
+    return str(n).translate(_SUB)
+
+
+def superscript(n: int) -> str:
+    """`n` in superscript digits (h², a¹), as the pictures number layers."""
+    return str(n).translate(_SUP)
 
 
 def shortened(s: str, limit: int = LABEL_CHARS) -> str:
