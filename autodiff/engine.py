@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from autodiff.rules import RULES, Rule, overflow, pow_ieee, select_float
 
@@ -89,8 +89,10 @@ _observers = 0
 _observers_lock = threading.Lock()
 _observer: ContextVar[Any] = ContextVar("autodiff trace observer", default=None)
 
-# backward() passes keep a counter on each node while they run: one at a time.
-backward_lock = threading.Lock()
+# The topological sort keeps a counter on each node while it runs (backward(), and the
+# trace's tape, which numbers the nodes in the same slot after it): one at a time.
+# Reentrant, so that the tape can hold it across the sort and its own pass.
+backward_lock = threading.RLock()
 
 
 def is_grad_enabled() -> bool:
@@ -378,12 +380,6 @@ class Value:
 
     __radd__ = __add__  # a + b = b + a; only the order the parents are drawn in differs
 
-    def __sub__(self, other: Value | Number) -> Value:
-        return _apply2(_SUB, self, other)
-
-    def __rsub__(self, other: Number) -> Value:
-        return _apply2(_SUB, other, self)
-
     def __mul__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _MUL)
@@ -411,57 +407,28 @@ class Value:
 
     __rmul__ = __mul__  # a × b = b × a
 
-    def __truediv__(self, other: Value | Number) -> Value:
-        return _apply2(_DIV, self, other)
-
-    def __rtruediv__(self, other: Number) -> Value:
-        return _apply2(_DIV, other, self)
-
-    def __pow__(self, other: Value | Number) -> Value:
-        return _apply2(_POW, self, other)
-
-    def __rpow__(self, other: Number) -> Value:
-        return _apply2(_POW, other, self)
-
-    def __neg__(self) -> Value:
-        return _apply1(_NEG, self)
-
     def __pos__(self) -> Value:
         return self
 
-    def __abs__(self) -> Value:
-        """|x|; derivative sign(x), 0 at 0 (as PyTorch)."""
-        return _apply1(_ABS, self)
+    # Every other operator and function is the rule table's: installed below the class
+    # from each Rule's `method` (and `doc`). These declarations are for type checkers.
+    if TYPE_CHECKING:
 
-    # -- functions ----------------------------------------------------------
-
-    def exp(self) -> Value:
-        """e^self. OverflowError above ~709.78."""
-        return _apply1(_EXP, self)
-
-    def log(self) -> Value:
-        """Natural logarithm. ValueError unless self > 0."""
-        return _apply1(_LOG, self)
-
-    def sqrt(self) -> Value:
-        """√self; derivative 1/(2√self), inf at 0. ValueError for a negative number."""
-        return _apply1(_SQRT, self)
-
-    def tanh(self) -> Value:
-        """Hyperbolic tangent; derivative 1 − tanh²."""
-        return _apply1(_TANH, self)
-
-    def sigmoid(self) -> Value:
-        """Logistic σ(x) = 1/(1+e^−x), stable for every float; derivative σ(1−σ)."""
-        return _apply1(_SIGMOID, self)
-
-    def softplus(self) -> Value:
-        """ζ(x) = log(1+e^x), stable for every float; derivative σ(x)."""
-        return _apply1(_SOFTPLUS, self)
-
-    def relu(self) -> Value:
-        """max(0, x) (NaN for NaN); derivative 1 for x > 0 and 0 otherwise (0 at 0, as PyTorch)."""
-        return _apply1(_RELU, self)
+        def __sub__(self, other: Value | Number) -> Value: ...
+        def __rsub__(self, other: Number) -> Value: ...
+        def __truediv__(self, other: Value | Number) -> Value: ...
+        def __rtruediv__(self, other: Number) -> Value: ...
+        def __pow__(self, other: Value | Number) -> Value: ...
+        def __rpow__(self, other: Number) -> Value: ...
+        def __neg__(self) -> Value: ...
+        def __abs__(self) -> Value: ...
+        def exp(self) -> Value: ...
+        def log(self) -> Value: ...
+        def sqrt(self) -> Value: ...
+        def tanh(self) -> Value: ...
+        def sigmoid(self) -> Value: ...
+        def softplus(self) -> Value: ...
+        def relu(self) -> Value: ...
 
     # -- what the rules call on a Value (see autodiff.rules) -------------------
 
@@ -501,10 +468,9 @@ class Value:
         to the leaves again. If anything interrupts the pass (KeyboardInterrupt,
         MemoryError), every ``.grad`` is left as it was before the call.
 
-        Kahn's algorithm, two passes, no recursion: the first counts, for every
-        node, its uses within this graph (in ``_uses``) and zeroes the gradients;
-        the second releases a node once all its users have passed their gradient
-        on to it, and passes its own on: ``parent.grad += local * grad``.
+        No recursion: the nodes are visited in :func:`topological_order` (Kahn's
+        algorithm), root first, so that a node's gradient is complete before it is
+        passed on, one line of chain rule per edge: ``parent.grad += local * grad``.
         """
         if type(gradient) is not float:
             gradient = as_float(gradient, "backward: gradient")
@@ -514,95 +480,87 @@ class Value:
             self._backward(gradient)
 
     def _backward(self, gradient: float) -> None:
-        p: Any  # a parent, or dot's tuple of parents: one local for speed in the loops below
-        seen = [self]  # every node, once
-        saved = [self.grad]  # the gradient each held before, to restore on error
-        held = []  # leaves and the gradient they held before this pass
-        if self._p0 is None:
-            held.append((self, self.grad))
-        stack = [self]
+        order = _kahn(self)  # root first; each node before its parents
+        saved = [v.grad for v in order]  # to put back if anything interrupts the pass
+        held = [(v, g) for v, g in zip(order, saved) if v._p0 is None]  # leaves
+        p: Any  # a parent, or dot's tuple of parents: one local for speed in the loop below
         try:
-            while stack:
-                node = stack.pop()  # leaves are not stacked (but the root may be one)
-                ps = node._p0
-                for p in ps if type(ps) is tuple else (ps, node._p1):
-                    if p is None:
-                        break
-                    n = p._uses
-                    if n == 0:
-                        seen.append(p)
-                        saved.append(p.grad)
-                        if p._p0 is None:
-                            held.append((p, p.grad))
-                        else:
-                            stack.append(p)
-                        p.grad = 0.0
-                    p._uses = n + 1
+            for v in order:
+                v.grad = 0.0
             self.grad = gradient
-            ready: list[Value] = [self] if self._p0 is not None else []
-            while ready:
-                node = ready.pop()
-                g = node.grad
+            for node in order:  # every user of a node comes before it: its grad is complete
                 p = node._p0
+                if p is None:
+                    continue
+                g = node.grad
                 if type(p) is tuple:  # dot: many parents
                     for p, local in zip(p, node._d0):  # noqa: B020
                         p.grad += local * g
-                        n = p._uses - 1
-                        p._uses = n
-                        if n == 0 and p._p0 is not None:
-                            ready.append(p)
                     continue
                 p.grad += node._d0 * g
-                n = p._uses - 1
-                p._uses = n
-                if n == 0 and p._p0 is not None:
-                    ready.append(p)
                 p = node._p1
                 if p is not None:
                     p.grad += node._d1 * g
-                    n = p._uses - 1
-                    p._uses = n
-                    if n == 0 and p._p0 is not None:
-                        ready.append(p)
             # Each leaf's contributions were summed on their own; add what it held
             # once, so that a repeated pass adds the very same float again:
             # backward() twice is exactly 2×, not 2× ± rounding.
             for leaf, before in held:
                 leaf.grad += before
         except BaseException:  # e.g. KeyboardInterrupt: put every gradient back
-            for node, before in zip(seen, saved):
+            for node, before in zip(order, saved):
                 node.grad = before
-                node._uses = 0
             raise
 
 
 def topological_order(root: Value) -> list[Value]:
     """Every Value `root` depends on, root first, each before all of its parents.
 
-    Kahn's algorithm, iterative, touching no node: count how many times each
-    node is used as a parent within this graph, then release a node once all
-    its users are out. (``backward`` does the same, faster, in place.)
+    The one topological sort of the project: ``backward`` visits the nodes in this
+    order, and so do ``grad``, the traces (which add up each gradient in the same order,
+    so with the same rounding) and the renders. It changes nothing it is given.
     """
-    uses: dict[Value, int] = {}
+    with backward_lock:
+        return _kahn(root)
+
+
+def _kahn(root: Value) -> list[Value]:
+    """Kahn's algorithm, iterative, counting in the nodes' ``_uses`` slots (faster than a
+    dict; the caller holds backward_lock). The first pass counts how often each node is
+    used as a parent within this graph, the second releases a node once all its users
+    are out. Every count is back to 0 when it returns, also on error."""
+    p: Any
+    p0: Any
     stack = [root]
-    while stack:
-        for parent in stack.pop().parents:
-            n = uses.get(parent)
-            if n is None:
-                uses[parent] = 1
-                stack.append(parent)
-            else:
-                uses[parent] = n + 1
-    order = []
-    ready = [root]
-    while ready:  # the same order as backward's, so grad() rounds exactly as it does
-        node = ready.pop()
-        order.append(node)
-        for parent in node.parents:
-            n = uses[parent] - 1
-            uses[parent] = n
-            if n == 0:
-                ready.append(parent)
+    seen = [root]
+    try:
+        while stack:
+            node = stack.pop()
+            p0 = node._p0
+            if p0 is None:
+                continue
+            for p in p0 if type(p0) is tuple else ((p0,) if node._p1 is None else (p0, node._p1)):
+                n = p._uses
+                if n == 0:
+                    seen.append(p)
+                    stack.append(p)
+                p._uses = n + 1
+        order = []
+        ready = [root]
+        while ready:
+            node = ready.pop()
+            order.append(node)
+            p0 = node._p0
+            if p0 is None:
+                continue
+            for p in p0 if type(p0) is tuple else ((p0,) if node._p1 is None else (p0, node._p1)):
+                n = p._uses - 1
+                p._uses = n
+                if n == 0:
+                    ready.append(p)
+    except BaseException:
+        for v in seen:
+            v._uses = 0
+        raise
     return order
 
 
@@ -700,6 +658,8 @@ def op(rule: Rule, *, replace: bool = False) -> Callable[..., Any]:
 
     A name already taken is refused -- unless ``replace=True`` and it was taken by an
     operation added with ``op`` (re-running a notebook cell): a built-in never is.
+    With ``rule.method`` set, Values get that method too (``x.log1p()``), unless Value
+    has one of that name already.
 
     The operation then works like a built-in one everywhere: ``backward``, ``grad`` at
     every order, ``hessian``, ``trace`` (straight-line and grouped code: the eager
@@ -724,7 +684,14 @@ def op(rule: Rule, *, replace: bool = False) -> Callable[..., Any]:
             f"op: the name {rule.name!r} is taken (by the operation drawn as "
             f"{taken.symbol!r}); give the rule another name"
         )
+    methods = _methods(rule)  # rule.method, if the user gave one: x.log1p()
+    for name in methods:
+        held = getattr(Value.__dict__.get(name), "rule", None)
+        if name in Value.__dict__ and not (held is not None and held.name == rule.name):
+            raise ValueError(f"op: Value already has a method {name!r}; give the rule another")
     RULES[rule.name] = rule
+    for name, fn in methods.items():
+        setattr(Value, name, fn)
     arity = rule.arity
 
     def apply(*args: Value | Number) -> Any:
@@ -852,12 +819,49 @@ def observed(observer: Any) -> Iterator[None]:
         _observer.reset(token)
 
 
-_ADD, _SUB, _MUL, _DIV, _POW = (RULES[k] for k in ("add", "sub", "mul", "div", "pow"))
+# -- Value's methods, from the rule table ---------------------------------------------
+
+
+def _methods(rule: Rule) -> dict[str, Callable[..., Value]]:
+    """The Value methods that apply `rule`: ``rule.method`` (a binary operator also its
+    reflected form), each carrying its rule as ``.rule``."""
+    name = rule.method
+    methods: dict[str, Callable[..., Value]]
+    if not name:
+        return {}
+    if rule.arity == 1:
+
+        def unary(self: Value) -> Value:
+            return _apply1(rule, self)
+
+        methods = {name: unary}
+    elif rule.arity == 2 and name.startswith("__"):
+
+        def binary(self: Value, other: Value | Number) -> Value:
+            return _apply2(rule, self, other)
+
+        def reflected(self: Value, other: Number) -> Value:
+            return _apply2(rule, other, self)
+
+        methods = {name: binary, "__r" + name[2:]: reflected}
+    else:
+        raise ValueError(f"Rule {rule.name!r}: no Value method {name!r} at its arity")
+    for method_name, fn in methods.items():
+        fn.__name__ = method_name
+        fn.__qualname__ = f"Value.{method_name}"
+        fn.__doc__ = rule.doc or f"The operation {rule.name!r} ({rule.symbol})."
+        fn.rule = rule  # type: ignore[attr-defined]
+    return methods
+
+
+for _rule in RULES.values():
+    for _name, _fn in _methods(_rule).items():
+        if _name not in Value.__dict__:  # the class writes out + and × itself (inlined)
+            setattr(Value, _name, _fn)
+
+_ADD, _MUL, _POW = RULES["add"], RULES["mul"], RULES["pow"]  # the inlined + and ×; _power
 _add_local = _ADD.local
 _mul_local = _MUL.local
-_NEG, _EXP, _LOG, _SQRT, _ABS, _TANH, _SIGMOID, _SOFTPLUS, _RELU = (
-    RULES[k] for k in ("neg", "exp", "log", "sqrt", "abs", "tanh", "sigmoid", "softplus", "relu")
-)
 _DOT, _LSE, _PICK = RULES["dot"], RULES["logsumexp"], RULES["pick"]
 _BUILTIN = frozenset(RULES)  # the operations no op() may replace
 assert all(rule.arity in (1, 2, None) for rule in RULES.values()), "see Layout"

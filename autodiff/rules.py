@@ -382,6 +382,12 @@ class Rule:
     says that ``array`` gives ``forward``'s numbers to the bit (IEEE's correctly
     rounded operations: + − × ÷ √, a sign, a max), so that the grouped code, which
     is exact against the engine, may use it instead of mapping ``forward``.
+    ``array_local(xp, *inputs, out)``, optional, is ``local`` on arrays, for the rules
+    whose ``local`` branches on the numbers (a trace cannot print a branch as array
+    code); without it batched code maps ``local`` over numpy arrays. ``method`` names
+    the :class:`~autodiff.engine.Value` method that applies the operation
+    (``"exp"``, or an operator: ``"__sub__"`` also gives ``__rsub__``), with ``doc``
+    as its docstring; user operations usually have none and are called as functions.
     """
 
     name: str
@@ -390,6 +396,9 @@ class Rule:
     local: Callable[..., tuple[Num, ...]]
     array: Callable[..., Any] | None = None
     exact: bool = False
+    array_local: Callable[..., tuple[Any, ...]] | None = None
+    method: str = ""
+    doc: str = ""
 
     def check(self) -> None:
         """Refuse a malformed rule, naming it: a name that cannot name generated code, a
@@ -403,8 +412,17 @@ class Rule:
         for part in ("forward", "local"):
             if not callable(getattr(self, part)):
                 raise TypeError(f"{where}: {part} must be callable, got {getattr(self, part)!r}")
-        if self.array is not None and not callable(self.array):
-            raise TypeError(f"{where}: array must be callable or None, got {self.array!r}")
+        for part in ("array", "array_local"):
+            if getattr(self, part) is not None and not callable(getattr(self, part)):
+                raise TypeError(
+                    f"{where}: {part} must be callable or None, got {getattr(self, part)!r}"
+                )
+        if not isinstance(self.method, str) or (self.method and not self.method.isidentifier()):
+            raise ValueError(
+                f"{where}: method must be a Python identifier or '', got {self.method!r}"
+            )
+        if not isinstance(self.doc, str):
+            raise TypeError(f"{where}: doc must be a str, got {self.doc!r}")
         n_local = self.arity
         try:
             params = inspect.signature(self.forward).parameters.values()
@@ -516,50 +534,104 @@ def _log_array(xp: Any, a: Any) -> Any:
     return xp.log(_arr(xp, a))
 
 
+# local derivatives on arrays, for the rules whose `local` branches on the numbers
+# (the same formulas, elementwise; IEEE powers in derivatives)
+def _relu_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
+    # 1 where a > 0, else 0 -- and 0, not NaN, at a NaN a: batched code recomputes a sample
+    # holding a NaN with the scalar code. A mask of booleans: times a gradient it is 1.0·g
+    # or 0.0·g (NaN for an infinite g, as 0 · ∞ is), one pass instead of a cast and a product.
+    return (_arr(xp, a) > 0.0,)
+
+
+def _abs_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
+    return (xp.sign(_arr(xp, a)),)
+
+
+def _sqrt_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
+    return (0.5 * xp.pow(_arr(xp, out), -1.0),)
+
+
+def _pow_array_local(xp: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
+    a, b = _arr(xp, a), _arr(xp, b)
+    flat = (b == 0.0) & ((a == 0.0) | xp.isnan(a))
+    da = xp.where(flat, 0.0, b * xp.pow(a, b - 1.0))
+    db = xp.where((a > 0.0) | xp.isnan(a), out * xp.log(xp.abs(a)), xp.where(a == 0.0, 0.0, _NAN))
+    return da, db
+
+
+def _logsumexp_array_local(xp: Any, *args: Any) -> tuple[Any, ...]:
+    # the softmax, shifted by the largest z (as _logsumexp_local)
+    cols, out = [_arr(xp, z) for z in args[:-1]], _arr(xp, args[-1])
+    m = cols[0]
+    for z in cols[1:]:
+        m = xp.maximum(m, z)
+    finite = xp.isfinite(m)
+    shift = xp.where(finite, m, 0.0)
+    e = [xp.exp(z - shift) for z in cols]
+    total = e[0]
+    for ei in e[1:]:
+        total = total + ei
+    return tuple(xp.where(finite, ei / total, xp.exp(z - out)) for ei, z in zip(e, cols))
+
+
+def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
+    y = _arr(xp, y)
+    ones = [xp.astype(y == float(k), xp.float64) for k in range(len(rest) - 1)]
+    return (xp.zeros_like(y), *ones)
+
+
 #: name -> Rule. The op name stored on a node is the key here.
-# One rule per line: name, symbol, forward on floats, local derivatives; then the
-# forward on arrays, and whether it gives the float forward's numbers to the bit.
+# One rule per entry: name, symbol, forward on floats, local derivatives; then the
+# forward on arrays, whether it gives the float forward's numbers to the bit, the local
+# derivatives on arrays where `local` branches, and the Value method with its docstring.
 # fmt: off
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
         Rule("add", "+", lambda a, b: a + b, lambda a, b, out: _ONES,
-             array=_add_array, exact=True),
+             array=_add_array, exact=True, method="__add__", doc="a + b; derivatives 1 and 1."),
         Rule("sub", "−", lambda a, b: a - b, lambda a, b, out: _ONE_MINUS_ONE,
-             array=_sub_array, exact=True),
+             array=_sub_array, exact=True, method="__sub__", doc="a − b; derivatives 1 and −1."),
         Rule("mul", "×", lambda a, b: a * b, lambda a, b, out: (b, a),
-             array=_mul_array, exact=True),
+             array=_mul_array, exact=True, method="__mul__", doc="a × b; derivatives b and a."),
         Rule("div", "÷", _div_float, lambda a, b, out: (1.0 / b, -out / b),
-             array=_div_array, exact=True),
+             array=_div_array, exact=True, method="__truediv__",
+             doc="a ÷ b; derivatives 1/b and −a/b². ZeroDivisionError for b = 0."),
         Rule("pow", "^", _pow_float, _pow_local,
-             array=_pow_array),
+             array=_pow_array, array_local=_pow_array_local, method="__pow__",
+             doc="a ** b; derivatives b·a^(b−1) and a^b·log a (NaN for a < 0)."),
         Rule("neg", "−", lambda a: -a, lambda a, out: (-1.0,),
-             array=_neg_array, exact=True),
+             array=_neg_array, exact=True, method="__neg__", doc="−a; derivative −1."),
         Rule("exp", "exp", _exp_float, lambda a, out: (out,),
-             array=_exp_array),
+             array=_exp_array, method="exp", doc="e^self. OverflowError above ~709.78."),
         Rule("log", "log", _log_float, lambda a, out: (1.0 / a,),
-             array=_log_array),
+             array=_log_array, method="log", doc="Natural logarithm. ValueError unless self > 0."),
         Rule("sqrt", "√", _sqrt_float, lambda a, out: (0.5 * power(out, -1.0),),
-             array=_sqrt_array, exact=True),
+             array=_sqrt_array, exact=True, array_local=_sqrt_array_local, method="sqrt",
+             doc="√self; derivative 1/(2√self), inf at 0. ValueError for a negative number."),
         Rule("abs", "abs", abs, lambda a, out: (select(a, -1.0, 0.0, 1.0),),
-             array=_abs_array, exact=True),
+             array=_abs_array, exact=True, array_local=_abs_array_local, method="__abs__",
+             doc="|x|; derivative sign(x), 0 at 0 (as PyTorch)."),
         Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,),
-             array=_tanh_array),
+             array=_tanh_array, method="tanh", doc="Hyperbolic tangent; derivative 1 − tanh²."),
         Rule("sigmoid", "σ", sigmoid_float, lambda a, out: (out * (1.0 - out),),
-             array=_sigmoid_array),
+             array=_sigmoid_array, method="sigmoid",
+             doc="Logistic σ(x) = 1/(1+e^−x), stable for every float; derivative σ(1−σ)."),
         Rule("softplus", "ζ", softplus_float, lambda a, out: (sigmoid(a),),
-             array=_softplus_array),
+             array=_softplus_array, method="softplus",
+             doc="ζ(x) = log(1+e^x), stable for every float; derivative σ(x)."),
         # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
         Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),),
-             array=_relu_array, exact=True),
+             array=_relu_array, exact=True, array_local=_relu_array_local, method="relu",
+             doc="max(0, x) (NaN for NaN); derivative 1 for x > 0, else 0 (0 at 0, as PyTorch)."),
         # b + Σ wᵢxᵢ in one node: a neuron (batched code makes layers of them: no array)
         Rule("dot", "Σ", _dot_float, _dot_local),
         # log Σ e^zᵢ, stable for every finite z: with pick, a softmax cross-entropy
         Rule("logsumexp", "logΣexp", _logsumexp_float, _logsumexp_local,
-             array=_logsumexp_array),
+             array=_logsumexp_array, array_local=_logsumexp_array_local),
         # zs[y], the score of the class y: a label that may itself be traced
         Rule("pick", "pick", _pick_float, _pick_local,
-             array=_pick_array),
+             array=_pick_array, array_local=_pick_array_local),
     )
 }
 # fmt: on

@@ -23,9 +23,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 @pytest.fixture
 def restore_rules():
     """The rule table as it was after the test: operations a test adds (autodiff.op) go."""
+    from autodiff import Value
     from autodiff.rules import RULES
 
     before = dict(RULES)
+    methods = dict(vars(Value))  # and the Value methods they bring (Rule.method)
     yield
     RULES.clear()
     RULES.update(before)
+    for name in set(vars(Value)) - set(methods):
+        delattr(Value, name)
+    for name, fn in methods.items():
+        if vars(Value).get(name) is not fn:
+            setattr(Value, name, fn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import pytest
@@ -157,10 +158,14 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str, factor: float) -> None:
     """Make the engine use a wrong derivative for `name`: every local derivative × factor."""
     rule = RULES[name]
 
+    @functools.wraps(rule.local)  # the same signature, so the same arity
     def wrong(*args):
         return tuple(d * factor for d in rule.local(*args))
 
     bad = dataclasses.replace(rule, local=wrong)
+    for attr, fn in engine._methods(bad).items():  # Value's methods made from the rule
+        if getattr(vars(engine.Value).get(attr), "rule", None) is rule:
+            monkeypatch.setattr(engine.Value, attr, fn)
     for attr, obj in list(vars(engine).items()):
         if obj is rule:
             monkeypatch.setattr(engine, attr, bad)

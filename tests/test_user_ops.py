@@ -126,6 +126,16 @@ def test_the_renders_draw_its_symbol_and_formula():
         (Rule("bad", "", abs, lambda a, out: (1.0,)), TypeError, "symbol must be a non-empty"),
         (Rule("bad", "b", abs, lambda a, out: (1.0,), array=1), TypeError, "array must be"),  # type: ignore[arg-type]
         (Rule("exp", "e", math.exp, lambda a, out: (out,)), ValueError, "'exp' is taken"),
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), array_local=2), TypeError, "array_local"),  # type: ignore[arg-type]
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), method="a-b"), ValueError, "method must"),
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), doc=3), TypeError, "doc must be"),  # type: ignore[arg-type]
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), method="data"), ValueError, "'data'"),
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), method="__add__"), ValueError, "__add__"),
+        (
+            Rule("bad", "b", lambda *a: 0.0, lambda *a: (), method="f"),
+            ValueError,
+            "no Value method",
+        ),
     ],
 )
 def test_a_malformed_rule_is_refused_at_definition_naming_it(rule, error, match):
@@ -151,3 +161,46 @@ def test_its_results_follow_the_numeric_policy():
         big(1.0, 2.0)
     with pytest.raises(TypeError, match=r"times_huge \(×H\): expected a Value or a real number"):
         big("x")
+
+
+def test_every_built_in_operation_is_a_value_method_made_from_its_rule():
+    """Value's operators and functions come from the table: each carries its rule and its
+    rule's docstring (+ and × are written out in the class, for speed, with the rule's
+    own derivatives)."""
+    for rule in RULES.values():
+        if not rule.method:
+            continue
+        method = vars(Value)[rule.method]
+        if rule.name in ("add", "mul"):
+            continue
+        assert method.rule is rule
+        assert method.__doc__ == rule.doc
+        if rule.method.startswith("__") and rule.arity == 2:
+            assert vars(Value)["__r" + rule.method[2:]].rule is rule
+    x = Value(0.5)
+    assert (2.0 - x).op == "sub" and (x - 2.0).parents[1].data == 2.0
+    assert (2.0**x).data == 2.0**0.5 and (1.0 / x).data == 2.0
+
+
+def test_a_user_rule_with_a_method_gives_values_that_method():
+    log1p = op(
+        Rule(
+            "log1p",
+            "log1p",
+            math.log1p,
+            lambda a, out: (1 / (1 + a),),
+            method="log1p",
+            doc="log(1 + x), exact for tiny x.",
+        )
+    )
+    x = Value(1e-20)
+    y = x.log1p()
+    y.backward()
+    assert y.data == 1e-20 and x.grad == 1.0 and y.op == "log1p"
+    assert Value.log1p.__doc__ == "log(1 + x), exact for tiny x."
+    assert log1p(1e-20) == 1e-20
+    again = op(
+        Rule("log1p", "l", math.log1p, lambda a, out: (1 / (1 + a),), method="log1p"),
+        replace=True,
+    )
+    assert Value.log1p.rule is again.rule

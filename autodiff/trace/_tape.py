@@ -41,11 +41,12 @@ class Tape:
     )
 
     def __init__(self, root: Value, inputs: Sequence[Value]) -> None:
-        # Like Value.backward, this borrows each node's `_uses` slot -- first for Kahn's
-        # counts, then for the node's slot number + 1 -- under the same lock, and puts
-        # every one back to 0 before it returns, also on error.
+        # The order is engine.topological_order: Value.backward's, so that the code adds up
+        # each gradient as backward does. Then each node's `_uses` slot -- the sort's
+        # counter, back at 0 -- holds its slot number + 1, under the sort's lock, and
+        # every one is put back to 0 before this returns, also on error.
         with engine.backward_lock:
-            order = _backward_order(root)
+            order = engine.topological_order(root)
             try:
                 self._build(root, inputs, order)
             finally:
@@ -147,42 +148,3 @@ class Tape:
             if name in UNCHECKED_OVERFLOW and not math.isfinite(out):
                 overflow(rule.name, rule.symbol, ins, out)
             v[s] = out
-
-
-def _backward_order(root: Value) -> list[Value]:
-    """engine.topological_order, counting in the nodes' `_uses` slots as Value.backward does
-    (the same order; faster than a dict). Leaves every count at 0 again (or the caller does)."""
-    p: Any
-    p0: Any
-    stack = [root]
-    seen = [root]
-    try:
-        while stack:
-            node = stack.pop()
-            p0 = node._p0
-            if p0 is None:
-                continue
-            for p in p0 if type(p0) is tuple else ((p0,) if node._p1 is None else (p0, node._p1)):
-                n = p._uses
-                if n == 0:
-                    seen.append(p)
-                    stack.append(p)
-                p._uses = n + 1
-        order = []
-        ready = [root]
-        while ready:
-            node = ready.pop()
-            order.append(node)
-            p0 = node._p0
-            if p0 is None:
-                continue
-            for p in p0 if type(p0) is tuple else ((p0,) if node._p1 is None else (p0, node._p1)):
-                n = p._uses - 1
-                p._uses = n
-                if n == 0:
-                    ready.append(p)
-    except BaseException:
-        for v in seen:
-            v._uses = 0
-        raise
-    return order
