@@ -9,8 +9,8 @@ operations in the engine's own order, so it gives the engine's numbers.
 Two kinds of code, chosen by the graph's size (``mode=``):
 
 * ``"lines"`` (up to :data:`LINES_MAX` operations): straight-line Python, one
-  line per operation, generated from the rule table (:mod:`._lines`) -- the
-  code to read next to the lecture's equations;
+  line per operation (:mod:`._lines`) -- the code to read next to the lecture's
+  equations;
 * ``"groups"`` (larger graphs that are wide: at least :data:`GROUP_WIDTH`
   operations a depth on average): one numpy statement per group of operations
   of one kind at one depth (:mod:`._grouped`), so that building and compiling
@@ -19,6 +19,12 @@ Two kinds of code, chosen by the graph's size (``mode=``):
 
 ``trace(..., batched=True)`` traces one sample and runs the code on arrays, a
 whole batch at once, on numpy or any array library (:mod:`._batched`).
+
+Each kind of code prints one intermediate program (:mod:`._program`): the forward
+statements and the adjoint statements in ``Value.backward``'s order, every rule
+written once, as a formula or as a call -- so all of them compute what the
+engine computes, bit for bit (the batched mean, which groups sums into matrix
+products, to the last bits of rounding).
 
 Never silently wrong. A trace replays *operations*; anything else the
 function did with the numbers is refused, with :class:`TraceError`, rather
@@ -49,6 +55,7 @@ from autodiff import engine
 from autodiff.engine import Value, enable_grad, gc_paused
 from autodiff.trace._batched import BatchedTraced
 from autodiff.trace._lines import LineCode
+from autodiff.trace._program import Program
 from autodiff.trace._tape import Tape
 from autodiff.trace._traced import Traced
 from autodiff.trace._watch import TraceError, TraceWarning, Watch, describe
@@ -57,6 +64,7 @@ __all__ = [
     "GROUP_WIDTH",
     "LINES_MAX",
     "BatchedTraced",
+    "Program",
     "TraceError",
     "TraceWarning",
     "Traced",
@@ -215,8 +223,9 @@ def _compile(
 ) -> Traced | BatchedTraced:
     tape, _ = _record(f, example_inputs, names, strict)
     n_ops = tape.n_ops
+    program = Program(tape)  # one program; the kinds of code below print it
     if batched:
-        return BatchedTraced(tape, names, n_ops, xp)
+        return BatchedTraced(program, names, n_ops, xp)
     if mode == "auto":
         mode = "groups" if n_ops > LINES_MAX and _wide(tape) else "lines"
     if mode == "groups":
@@ -224,5 +233,5 @@ def _compile(
 
         from autodiff.trace._grouped import GroupedCode
 
-        return Traced(GroupedCode(tape, np), len(names), n_ops, "groups")
-    return Traced(LineCode(tape, names), len(names), n_ops, "lines")
+        return Traced(GroupedCode(program, np), len(names), n_ops, "groups")
+    return Traced(LineCode(program, names), len(names), n_ops, "lines")

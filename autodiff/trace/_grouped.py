@@ -32,8 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autodiff.rules import RULES, sigmoid_float
-from autodiff.trace._lines import NeedsNumbersError, Sym
-from autodiff.trace._tape import Tape
+from autodiff.trace._program import Program, local_forms, placeholder_index
 
 __all__ = ["GroupedCode"]
 
@@ -68,8 +67,9 @@ def _runtime(np: Any) -> dict[str, object]:
 class GroupedCode:
     """A tape's forward and value-and-gradient functions as grouped numpy statements."""
 
-    def __init__(self, tape: Tape, np: Any) -> None:
-        self.tape = tape
+    def __init__(self, program: Program, np: Any) -> None:
+        self.program = program
+        self.tape = tape = program.tape
         self.np = np
         self.namespace: dict[str, object] = _runtime(np)
         self.namespace["_tape_check"] = tape.check
@@ -330,37 +330,24 @@ class GroupedCode:
         return "def value_and_grad(xs):\n" + "\n".join(body) + "\n"
 
 
-_KINDS: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
-
-
 def _local_kinds(name: str, nargs: int) -> list[tuple[Any, ...]]:
-    """What each local derivative of `name` is: a constant, an input, the output, or a formula.
-
-    Found by evaluating the rule's ``local`` on symbols named after its inputs:
-    ``("const", x)``, ``("arg", i)``, ``("out",)``, ``("code", template)`` -- the
-    formula as array code over the inputs ``{0}…`` and output ``{nargs}`` -- or
-    ``("call",)`` when the rule needs the numbers (it is then mapped over floats).
-    """
-    key = (name, nargs)
-    known = _KINDS.get(key)
-    if known is not None:
-        return known
-    syms = [Sym(f"{{{i}}}") for i in range(nargs + 1)]
-    try:
-        results: list[Any] = list(RULES[name].local(*syms))
-    except (NeedsNumbersError, TypeError, AttributeError):
-        results = [None] * nargs
+    """What each local derivative of `name` is, read off the program's templates
+    (:func:`~._program.local_forms`): ``("const", x)``, ``("arg", i)``, ``("out",)``,
+    ``("code", template)`` -- the formula as array code over the inputs ``{0}…`` and
+    the output ``{nargs}`` -- or ``("call",)`` when the rule needs the numbers (it is
+    then mapped over floats)."""
+    forms = local_forms(name, nargs)
+    if forms is None:
+        return [("call",)] * nargs
     kinds: list[tuple[Any, ...]] = []
-    for d in results:
-        if type(d) is float:
+    for d in forms:
+        i = placeholder_index(d)
+        if isinstance(d, float):
             kinds.append(("const", d))
-        elif not isinstance(d, Sym):
-            kinds.append(("call",))
-        elif d.code == f"{{{nargs}}}":
+        elif i == nargs:
             kinds.append(("out",))
-        elif d.code.startswith("{") and d.code.endswith("}") and d.code[1:-1].isdigit():
-            kinds.append(("arg", int(d.code[1:-1])))
+        elif i is not None:
+            kinds.append(("arg", i))
         else:
             kinds.append(("code", d.code))
-    _KINDS[key] = kinds
     return kinds

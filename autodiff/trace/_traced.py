@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from autodiff import engine
-from autodiff.engine import gc_paused
+from autodiff.trace._program import Program, compile_function
 
 __all__ = ["Traced"]
 
@@ -37,6 +37,11 @@ class Traced:
         self._compiled: dict[str, Callable[..., Any]] = {}
 
     @property
+    def program(self) -> Program:
+        """The intermediate program the code prints (see :mod:`autodiff.trace`)."""
+        return self._code.program  # type: ignore[no-any-return]
+
+    @property
     def source(self) -> str:
         """The generated code: ``forward`` and ``value_and_grad``."""
         return self._code.forward_source() + "\n\n" + self._code.value_and_grad_source()
@@ -44,13 +49,8 @@ class Traced:
     def _function(self, name: str) -> Callable[..., Any]:
         fn = self._compiled.get(name)
         if fn is None:
-            src = getattr(self._code, f"{name}_source")()
-            namespace = dict(self._code.namespace)
-            with gc_paused():  # compile() makes many objects and no cycles
-                exec(compile(src, f"<autodiff.trace {name}>", "exec"), namespace)
-            # Out of its own globals: a function in the dict it reads its globals from is a
-            # reference cycle, which would keep the tape alive until the collector ran.
-            fn = self._compiled[name] = namespace.pop(name)
+            source = getattr(self._code, f"{name}_source")()
+            fn = self._compiled[name] = compile_function(source, dict(self._code.namespace), name)
         return fn
 
     def _floats(self, xs: Sequence[Any]) -> list[float]:

@@ -1,0 +1,166 @@
+"""Arrays for batched traces: the namespace, the kernels, the error policy.
+
+Everything here is read off the rule table: an operation's forward on arrays is its
+Rule's ``array``, and its local derivatives on arrays, where ``local`` branches on the
+numbers, its Rule's ``array_local``. An operation with neither (one added with
+:func:`autodiff.op`) has its float functions mapped over numpy arrays element by
+element -- slow, and exact -- and is refused, naming it, on other array libraries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import numbers
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from autodiff.rules import RULES
+
+__all__ = [
+    "broadcast",
+    "errors",
+    "is_number",
+    "kernels",
+    "mappable",
+    "namespace",
+    "numpy_like",
+    "quiet_for",
+    "to_list",
+]
+
+
+def namespace(arrays: Sequence[Any], xp: Any) -> Any:
+    """The array namespace of `arrays` (numpy for lists), or `xp` when given."""
+    array_api_compat: Any
+    try:
+        import array_api_compat
+    except ImportError:  # pragma: no cover - a dependency of the package
+        array_api_compat = None
+    if xp is not None:
+        if array_api_compat is not None and not hasattr(xp, "__array_namespace_info__"):
+            try:  # a plain library module (numpy, torch): its compatible namespace
+                return array_api_compat.array_namespace(xp.asarray([0.0]))
+            except (TypeError, AttributeError):
+                pass
+        return xp
+    objs = [a for a in arrays if not isinstance(a, (list, tuple))]
+    if array_api_compat is not None and objs:
+        return array_api_compat.array_namespace(*objs)
+    import numpy as np
+
+    if array_api_compat is not None:
+        return array_api_compat.array_namespace(np.asarray([0.0]))
+    return np  # pragma: no cover
+
+
+def numpy_like(xp: Any) -> bool:
+    """Whether `xp` is numpy (or its array-API wrapper): floating-point errors can be raised."""
+    return "numpy" in getattr(xp, "__name__", "")
+
+
+def kernels(
+    xp: Any,
+) -> tuple[dict[str, object], dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
+    """Helpers, forward kernels and local-derivative kernels for the namespace `xp`,
+    from each Rule's ``array`` and ``array_local`` (see the module docstring)."""
+    forward: dict[str, Callable[..., Any]] = {
+        name: functools.partial(rule.array, xp)
+        for name, rule in RULES.items()
+        if rule.array is not None
+    }
+    local: dict[str, Callable[..., Any]] = {
+        name: functools.partial(rule.array_local, xp)
+        for name, rule in RULES.items()
+        if rule.array_local is not None
+    }
+    # the helpers the templates call for the rules' formulas (exp, log, σ)
+    helpers: dict[str, object] = {
+        "_xp": xp,
+        "_exp": forward["exp"],
+        "_log": forward["log"],
+        "_sigmoid": forward["sigmoid"],
+    }
+    if numpy_like(xp):  # operations without array kernels: mapped element by element
+        for name, rule in RULES.items():
+            if name not in forward and name != "dot":
+                forward[name] = _map_forward(rule.forward)
+            if name not in local:
+                local[name] = _map_local(rule.local, rule.arity)
+    return helpers, forward, local
+
+
+def _map_forward(fn: Callable[..., float]) -> Callable[..., Any]:
+    """A rule's float forward mapped over numpy arrays, element by element (slow; exact)."""
+    import numpy as np
+
+    return np.vectorize(lambda *a: float(fn(*a)), otypes=[np.float64])  # type: ignore[no-any-return]
+
+
+def _map_local(fn: Callable[..., Any], arity: int | None) -> Callable[..., Any]:
+    """A rule's float local derivatives mapped over numpy arrays: a tuple of arrays."""
+    import numpy as np
+
+    def run(*args: Any) -> tuple[Any, ...]:
+        k = arity if arity is not None else len(args) - 1
+        if k == 1:
+            one = np.vectorize(lambda *a: float(fn(*a)[0]), otypes=[np.float64])
+            return (one(*args),)
+        many = np.vectorize(lambda *a: tuple(map(float, fn(*a))), otypes=[np.float64] * k)
+        return tuple(many(*args))
+
+    return run
+
+
+def mappable(name: str) -> bool:
+    """Whether a layer's columns can go through the operation as one array: an
+    operation of one input with a forward on arrays (its Rule says so)."""
+    rule = RULES[name]
+    return rule.arity == 1 and rule.array is not None
+
+
+@contextlib.contextmanager
+def errors(np_like: bool, loud: bool) -> Iterator[None]:
+    """numpy's floating-point errors raised (loud) or ignored; nothing elsewhere."""
+    if not np_like:
+        yield
+        return
+    import numpy as np
+
+    with np.errstate(all="raise" if loud else "ignore", under="ignore"):
+        yield
+
+
+def quiet_for(xp: Any) -> Callable[[], Any]:
+    """A context in which `xp` reports no floating-point error (the backward pass: its
+    infinities and NaNs are checked afterwards)."""
+    if numpy_like(xp):
+        import numpy as np
+
+        return lambda: np.errstate(all="ignore")
+    return contextlib.nullcontext
+
+
+def is_number(x: Any) -> bool:
+    """Whether `x` is a real number (shared by the batch) rather than an array."""
+    return isinstance(x, numbers.Real)
+
+
+def to_list(a: Any, xp: Any) -> list[Any]:
+    """The numbers of the array `a` as a Python list (from any device)."""
+    if hasattr(a, "tolist"):
+        try:
+            return a.tolist()  # type: ignore[no-any-return]
+        except (TypeError, RuntimeError):  # pragma: no cover - a device array
+            pass
+    import numpy as np
+
+    return np.asarray(a).tolist()  # type: ignore[no-any-return]
+
+
+def broadcast(xp: Any, a: Any, size: int, args: list[Any]) -> Any:
+    """`a` as an array of the batch's length (a shared number repeated)."""
+    if hasattr(a, "shape") and tuple(a.shape) == (size,):
+        return a
+    like = next(x for x in args if not isinstance(x, float))
+    return xp.zeros_like(like) + a

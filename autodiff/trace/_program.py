@@ -1,0 +1,359 @@
+"""One program: a recorded graph's forward and adjoint statements, in ``backward()``'s order.
+
+Every kind of generated code -- straight-line Python (:mod:`._lines`), grouped numpy
+(:mod:`._grouped`), the batched mean with its layers (:mod:`._layers`) -- is a printer
+or a rewriter of the one :class:`Program` made here from a :class:`~._tape.Tape`:
+
+* **forward statements**, one per operation, parents before children;
+* **adjoint statements**, in the order ``Value.backward`` visits the nodes: each
+  gradient the sum of its contributions in the order backward adds them up
+  (``g = t₁ + t₂ + …`` with ``tᵢ = local × g_child``, where a local of exactly
+  1.0 or −1.0 contributes ``g`` or ``−g``: the same floats), then the node's
+  local derivatives.
+
+How each operation is written is decided here, once per rule and number of inputs:
+its ``forward`` and ``local`` functions are evaluated on *symbols* -- numbers known
+only by the code that computes them, which print themselves as code -- named after
+their inputs (``{0}``, ``{1}``, …; ``{n}`` is the output). What comes out is a
+*template*, ``1.0 - {1} * {1}``, that every printer fills with its own names; where
+the function needs the actual numbers (it branches on them, as relu's derivative
+does), it is called at run time instead. :meth:`Program.run` executes the program on
+floats: the tests hold it to the engine bit for bit, and every printer to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from autodiff import engine
+from autodiff.rules import RULES, Rule
+from autodiff.trace._tape import Tape
+
+__all__ = [
+    "CHUNK",
+    "ArraySym",
+    "Grad",
+    "Local",
+    "NeedsNumbersError",
+    "Op",
+    "Program",
+    "Sym",
+    "compile_function",
+    "dot_lines",
+    "fill",
+    "forward_form",
+    "literal",
+    "local_forms",
+    "placeholder_index",
+    "sum_lines",
+]
+
+#: The most terms one generated expression adds up (Python's compiler recurses on nesting).
+CHUNK = 32
+
+
+class NeedsNumbersError(Exception):
+    """A rule's function asked for an actual number: call it at run time instead."""
+
+
+# Precedence, to print as few parentheses as keep Python's evaluation order.
+_ATOM, _UNARY, _MUL, _ADD = 4, 3, 2, 1
+
+
+def literal(x: float) -> str:
+    """A float as Python source."""
+    return repr(x) if math.isfinite(x) else f"float({str(x)!r})"
+
+
+class Sym:
+    """A number known only by the code that computes it."""
+
+    __slots__ = ("code", "prec")
+
+    def __init__(self, code: str, prec: int = _ATOM) -> None:
+        self.code = code
+        self.prec = prec
+
+    @classmethod
+    def const(cls, x: float) -> Sym:
+        return cls(literal(x), _ATOM if x >= 0 or x != x else _UNARY)
+
+    def _operand(self, other: object) -> Sym:
+        if isinstance(other, Sym):
+            return other
+        if type(other) is float or type(other) is int:
+            return self.const(float(other))  # type: ignore[arg-type]
+        raise NeedsNumbersError
+
+    def _bin(self, op: str, prec: int, left: Sym, right: Sym) -> Sym:
+        lc = left.code if left.prec >= prec else f"({left.code})"
+        rc = right.code if right.prec > prec else f"({right.code})"  # a - (b - c) stays
+        return type(self)(f"{lc} {op} {rc}", prec)
+
+    def __add__(self, o: object) -> Sym:
+        return self._bin("+", _ADD, self, self._operand(o))
+
+    def __radd__(self, o: object) -> Sym:
+        return self._bin("+", _ADD, self._operand(o), self)
+
+    def __sub__(self, o: object) -> Sym:
+        return self._bin("-", _ADD, self, self._operand(o))
+
+    def __rsub__(self, o: object) -> Sym:
+        return self._bin("-", _ADD, self._operand(o), self)
+
+    def __mul__(self, o: object) -> Sym:
+        return self._bin("*", _MUL, self, self._operand(o))
+
+    def __rmul__(self, o: object) -> Sym:
+        return self._bin("*", _MUL, self._operand(o), self)
+
+    def __truediv__(self, o: object) -> Sym:
+        return self._bin("/", _MUL, self, self._operand(o))
+
+    def __rtruediv__(self, o: object) -> Sym:
+        return self._bin("/", _MUL, self._operand(o), self)
+
+    def __neg__(self) -> Sym:
+        code = f"-{self.code}" if self.prec >= _UNARY else f"-({self.code})"
+        return type(self)(code, _UNARY)
+
+    # the generic helpers of rules.py call these on anything that is not a float
+    def exp(self) -> Sym:
+        return type(self)(f"_exp({self.code})")
+
+    def log(self) -> Sym:
+        return type(self)(f"_log({self.code})")
+
+    def sigmoid(self) -> Sym:
+        return type(self)(f"_sigmoid({self.code})")
+
+    def _refuse(self, *args: object) -> Any:
+        raise NeedsNumbersError
+
+    # a branch, a power or a comparison needs the numbers: the rule is called at run time
+    _select = _power = _number = _refuse
+    __float__ = __bool__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
+    __eq__ = __ne__ = __pow__ = __rpow__ = __abs__ = _refuse  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]
+
+
+class ArraySym(Sym):
+    """A symbol for array code (batched traces): the same printing, array helpers."""
+
+    __slots__ = ()
+
+
+# -- templates: each rule written once, as code or as a call --------------------------
+
+#: A local derivative's template: a constant, or a formula over the placeholders.
+Form = float | Sym
+
+_FORWARD: dict[tuple[Rule, int], Sym | None] = {}
+_LOCAL: dict[tuple[Rule, int], tuple[Form, ...] | None] = {}
+
+
+def _placeholders(n: int) -> list[Sym]:
+    return [Sym(f"{{{i}}}") for i in range(n)]
+
+
+def forward_form(name: str, nargs: int) -> Sym | None:
+    """The forward of the rule `name` on `nargs` inputs as a template over ``{0}…``, or
+    None when it needs the numbers (it is then called at run time)."""
+    rule = RULES[name]
+    key = (rule, nargs)
+    if key not in _FORWARD:
+        try:
+            out = rule.forward(*_placeholders(nargs))
+            form = out if isinstance(out, Sym) else None
+        except (NeedsNumbersError, TypeError, AttributeError):  # the one place it is decided
+            form = None
+        _FORWARD[key] = form
+    return _FORWARD[key]
+
+
+def local_forms(name: str, nargs: int) -> tuple[Form, ...] | None:
+    """The local derivatives of `name` on `nargs` inputs as templates over the inputs
+    ``{0}…`` and the output ``{nargs}`` (floats where constant), or None when ``local``
+    needs the numbers (it is then called at run time)."""
+    rule = RULES[name]
+    key = (rule, nargs)
+    if key not in _LOCAL:
+        forms: tuple[Form, ...] | None
+        try:
+            forms = tuple(rule.local(*_placeholders(nargs + 1)))
+            symbolic = all(type(d) is float or isinstance(d, Sym) for d in forms)
+            if len(forms) != nargs or not symbolic:
+                forms = None
+        except (NeedsNumbersError, TypeError, AttributeError):
+            forms = None
+        _LOCAL[key] = forms
+    return _LOCAL[key]
+
+
+def placeholder_index(form: Form) -> int | None:
+    """i when `form` is the bare placeholder ``{i}`` (an input, or the output), else None."""
+    if isinstance(form, Sym) and form.code[:1] == "{" and form.code[1:-1].isdigit():
+        return int(form.code[1:-1])
+    return None
+
+
+def fill(template: Sym, operands: Sequence[Sym], sym: type[Sym] = Sym) -> Sym:
+    """The template with each ``{i}`` replaced by operand i's code.
+
+    An operand that is an atom or a negative constant goes in as it is (no template
+    holds ``**``, the one operator that binds tighter than a unary minus); any other
+    expression goes in parenthesised.
+    """
+    i = placeholder_index(template)
+    if i is not None:
+        return operands[i]
+    codes = [o.code if o.prec >= _UNARY else f"({o.code})" for o in operands]
+    return sym(template.code.format(*codes), template.prec)
+
+
+# -- the program --------------------------------------------------------------------
+
+
+class Op(NamedTuple):
+    """Forward: ``v[slot] = name(v[args]…)``; `form` its template, None: a run-time call."""
+
+    slot: int
+    name: str
+    args: tuple[int, ...]
+    form: Sym | None
+
+
+class Grad(NamedTuple):
+    """Adjoint: ``g[slot] = Σ local(child, k) · g[child]`` over `terms`, in backward's order.
+
+    Each term's `unit` is 1.0 or −1.0 when its local derivative is exactly that (the
+    term is then ``g`` or ``−g``, the same float), else None. `alias`: the one term passes
+    its child's gradient on unchanged, so the gradient is another name for it.
+    """
+
+    slot: int
+    terms: tuple[tuple[int, int, float | None], ...]
+    alias: bool
+
+
+class Local(NamedTuple):
+    """The local derivatives of `slot` (its `name` on its inputs and output): templates,
+    or None for a run-time call of the rule's ``local``."""
+
+    slot: int
+    name: str
+    forms: tuple[Form, ...] | None
+
+
+class Program:
+    """The forward and adjoint statements of a tape (see the module docstring)."""
+
+    def __init__(self, tape: Tape) -> None:
+        self.tape = tape
+        op, args = tape.op, tape.args
+        #: forward statements, in slot order (parents first)
+        self.ops: list[Op] = [
+            Op(s, op[s], args[s], None if op[s] == "dot" else forward_form(op[s], len(args[s])))
+            for s in range(tape.n_in, len(op))
+            if op[s]
+        ]
+        #: the local derivatives of every operation that passes a gradient on
+        self.locals: dict[int, Local] = {}
+        #: adjoint statements (Grad and Local), in Value.backward's order
+        self.adjoints: list[Grad | Local] = []
+        needs, root = tape.needs, tape.root
+        for c in tape.order:
+            if not needs[c]:
+                continue
+            if c != root:
+                terms = tuple((child, k, self._unit(child, k)) for child, k in tape.users[c])
+                alias = len(terms) == 1 and terms[0][2] == 1.0
+                self.adjoints.append(Grad(c, terms, alias))
+            if op[c]:
+                local = self.locals[c] = Local(c, op[c], local_forms(op[c], len(args[c])))
+                self.adjoints.append(local)
+
+    def _unit(self, child: int, k: int) -> float | None:
+        """1.0 or −1.0 if the local derivative of `child` in its input k is exactly that."""
+        forms = self.locals[child].forms
+        if forms is None:
+            return None
+        d = forms[k]
+        if type(d) is float:
+            return d if d in (1.0, -1.0) else None
+        i = placeholder_index(d)
+        tape = self.tape
+        if i is not None and i < len(tape.args[child]):  # an input: a constant 1.0 or −1.0?
+            a = tape.args[child][i]
+            if a >= tape.n_in and not tape.op[a] and tape.value[a] in (1.0, -1.0):
+                return tape.value[a]
+        return None
+
+    def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
+        """Execute the program on floats: the value and the gradient, as any printer's
+        code computes them (the rules' own functions, the same additions in the same
+        order). The reference the printers are tested against."""
+        tape = self.tape
+        v: list[float] = [float(x) for x in xs] + tape.value[len(xs) :]
+        for op in self.ops:
+            v[op.slot] = RULES[op.name].forward(*[v[a] for a in op.args])
+        g: dict[int, float] = {tape.root: 1.0} if tape.needs[tape.root] else {}
+        local: dict[int, tuple[float, ...]] = {}
+        for st in self.adjoints:
+            if isinstance(st, Local):
+                ins = [v[a] for a in tape.args[st.slot]]
+                local[st.slot] = tuple(RULES[st.name].local(*ins, v[st.slot]))
+                continue
+            total: float | None = None
+            for child, k, unit in st.terms:
+                gc = g[child]
+                t = gc if unit == 1.0 else (-gc if unit == -1.0 else local[child][k] * gc)
+                total = t if total is None else total + t
+            g[st.slot] = total  # type: ignore[assignment]
+        grads = [g[i] + 0.0 if i in g else 0.0 for i in range(tape.n_in)]
+        return v[tape.root], grads
+
+
+# -- printing helpers the printers share ----------------------------------------------
+
+
+def dot_lines(var: str, args: Sequence[Sym], sym: type[Sym]) -> list[str]:
+    """`var` = b + Σ wᵢxᵢ as a left fold, at most CHUNK terms per statement."""
+    n = (len(args) - 1) // 2
+    acc, lines = args[0], []
+    for i in range(n):
+        if i and i % CHUNK == 0:
+            lines.append(f"    {var} = {acc.code}")
+            acc = sym(var)
+        acc = acc + args[1 + i] * args[1 + n + i]
+    lines.append(f"    {var} = {acc.code}")
+    return lines
+
+
+def sum_lines(var: str, terms: Sequence[Sym], sym: type[Sym]) -> list[str]:
+    """`var` = t₁ + t₂ + … left to right, at most CHUNK terms per statement."""
+    acc, lines = terms[0], []
+    for i in range(1, len(terms)):
+        if i % CHUNK == 0:
+            lines.append(f"    {var} = {acc.code}")
+            acc = sym(var)
+        acc = acc + terms[i]
+    lines.append(f"    {var} = {acc.code}")
+    return lines
+
+
+def compile_function(source: str, namespace: dict[str, Any], name: str) -> Callable[..., Any]:
+    """Compile `source`, which defines the function `name`, with `namespace` as its globals.
+
+    The function is taken out of the namespace it reads its globals from: left there, it
+    would be a reference cycle (function -> globals -> function), keeping the tape alive
+    until the garbage collector ran. Compiling makes many objects and no cycles, so the
+    collector is paused meanwhile.
+    """
+    with engine.gc_paused():
+        exec(compile(source, f"<autodiff.trace {name}>", "exec"), namespace)
+    fn: Callable[..., Any] = namespace.pop(name)
+    return fn

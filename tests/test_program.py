@@ -1,0 +1,137 @@
+"""The trace's one program: proven against the engine once, and every printer against it.
+
+Every kind of generated code prints the same :class:`autodiff.trace.Program`: forward
+statements, then adjoint statements in ``Value.backward``'s order, each rule written
+once as a template or a run-time call. These tests hold the program itself to the
+engine bit for bit (run on floats by ``Program.run``), and each printer -- straight
+lines, grouped numpy, batched per sample -- to the program, bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+import pytest
+from graphs import Graph, graphs
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from autodiff import Rule, Value, op, trace
+from autodiff.trace import Program
+from autodiff.trace._program import Grad, Local, Sym, fill, forward_form, local_forms
+from nn import lecture
+
+
+def bits(xs):
+    """Floats as their bits: −0.0 is not 0.0 here, and NaN equals NaN."""
+    return [struct.pack("<d", x) for x in xs]
+
+
+def eager(f, point):
+    xs = [Value(x) for x in point]
+    y = f(xs)
+    y.backward()
+    return y.data, [x.grad for x in xs]
+
+
+@given(graphs(), st.lists(st.floats(-0.3, 0.3), min_size=3, max_size=3))
+def test_the_program_is_the_engine_bit_for_bit_and_every_printer_is_the_program(g: Graph, shift):
+    other = tuple(x + d for x, d in zip(g.point, shift))
+    try:
+        e_value, e_grads = eager(g, other)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        assume(False)
+    lines = trace(g, g.point, mode="lines")
+    program = lines.program
+    value, grads = program.run(other)
+    assert bits([value, *grads]) == bits([e_value, *e_grads])  # the program is the engine
+    groups = trace(g, g.point, mode="groups")
+    for traced in (lines, groups):  # and each printer is the program
+        assert bits([traced(other)]) == bits([value])
+        assert bits(list(traced.value_and_grad(other)[1])) == bits(grads)
+    # the batched per-sample code prints it too, with numpy's kernels: exp, tanh and pow
+    # may differ from Python's in the last bit, so 1e-12 relative (about 4500 ulp)
+    batched = trace(g, g.point, batched=True)
+    b_value, b_grads = batched.value_and_grad([np.array([x]) for x in other])
+    assert b_value.tolist() == pytest.approx([value], rel=1e-12, abs=1e-300)
+    assert [b[0] for b in b_grads] == pytest.approx(grads, rel=1e-12, abs=1e-300)
+
+
+def test_adjoints_follow_backwards_order_and_each_gradient_its_users_order():
+    xs = [Value(x) for x in (1.0, -2.0, 0.5)]
+
+    def f(v):
+        a = v[0] * v[1]
+        b = a.tanh() + a.relu()  # a has two users, a diamond
+        return (b - 1.0) * (b + v[2])
+
+    traced = trace(f, [x.data for x in xs])
+    program = traced.program
+    tape = program.tape
+    steps = [st for st in program.adjoints]
+    visited = [st.slot for st in steps]
+    # statements come in the order backward() visits the nodes, root first
+    expected = [s for s in tape.order if tape.needs[s]]
+    assert [s for i, s in enumerate(visited) if i == 0 or s != visited[i - 1]] == expected
+    for st_ in steps:
+        if isinstance(st_, Grad):
+            assert [(c, k) for c, k, _ in st_.terms] == tape.users[st_.slot]
+    # the locals of relu branch on the number: a call; tanh's a formula of the output
+    by_name = {tape.op[st_.slot]: st_ for st_ in steps if isinstance(st_, Local)}
+    assert by_name["relu"].forms is None
+    assert [d.code for d in by_name["tanh"].forms] == ["1.0 - {1} * {1}"]
+    # a − 1.0 passes its gradient on unchanged: another name for it, not a statement
+    assert any(isinstance(s, Grad) and s.alias for s in steps)
+
+
+def test_templates_are_decided_once_per_rule_and_arity_for_every_printer(restore_rules):
+    on_symbols = {"forward": 0, "local": 0}
+
+    def forward(a):
+        on_symbols["forward"] += isinstance(a, Sym)
+        return math.log1p(a)
+
+    def local(a, out):
+        on_symbols["local"] += isinstance(a, Sym)
+        return (1 / (1 + a),)
+
+    log1p = op(Rule("log1p_once", "log1p", forward, local, array=lambda xp, a: xp.log1p(a)))
+    point = [0.5, 1.5]
+
+    def f(v):
+        return log1p(v[0]) * log1p(v[1]) + log1p(v[0] * v[1])
+
+    traced = trace(f, point)
+    traced.value_and_grad(point)
+    trace(f, point, mode="groups").value_and_grad(point)
+    batched = trace(f, point, batched=True)
+    batched.value_and_grad([np.array([0.5, 0.25]), 1.5])
+    batched.mean_value_and_grad([np.array([0.5, 0.25]), 1.5])
+    # three nodes, four kinds of code: each function asked once, on symbols, in all
+    assert on_symbols == {"forward": 1, "local": 1}
+    assert bits(traced.program.run(point)[1]) == bits(eager(f, point)[1])
+
+
+def test_fill_parenthesises_what_would_change_the_order_of_operations():
+    form = forward_form("sub", 2)
+    assert form is not None and form.code == "{0} - {1}"
+    assert fill(form, [Sym("x"), Sym("y - z", 1)]).code == "x - (y - z)"
+    assert fill(form, [Sym("x"), Sym.const(-2.0)]).code == "x - -2.0"
+    assert eval(fill(form, [Sym("5.0"), Sym("1.0 - 3.0", 1)]).code) == 7.0
+    forms = local_forms("tanh", 1)
+    assert forms is not None
+    assert eval(fill(forms[0], [Sym("0.0"), Sym("0.5 + 0.25", 1)]).code) == 1.0 - 0.75 * 0.75
+
+
+def test_the_lecture_networks_program_runs_as_the_engine():
+    def f(v):
+        W = [[v[0], v[1]], [v[2], v[3]]]
+        return lecture.forward([v[9], v[10]], 1, W, v[4:6], v[6:8], v[8]).L
+
+    start = [1.0, 1.0, 1.0, 1.0, 0.0, -1.0, 1.0, -2.0, 0.0, 1.0, 0.0]
+    program: Program = trace(f, start).program
+    value, grads = program.run(start)
+    e_value, e_grads = eager(f, start)
+    assert bits([value, *grads]) == bits([e_value, *e_grads])
