@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import gc
 import numbers
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -481,16 +482,16 @@ class Value:
 
     def _backward(self, gradient: float) -> None:
         order = _kahn(self)  # root first; each node before its parents
-        saved = [v.grad for v in order]  # to put back if anything interrupts the pass
-        held = [(v, g) for v, g in zip(order, saved) if v._p0 is None]  # leaves
+        saved = list(map(_grad_of, order))  # to put back if anything interrupts the pass
         p: Any  # a parent, or dot's tuple of parents: one local for speed in the loop below
         try:
             for v in order:
                 v.grad = 0.0
             self.grad = gradient
-            for node in order:  # every user of a node comes before it: its grad is complete
+            for node, before in zip(order, saved):  # every user of a node comes before it
                 p = node._p0
-                if p is None:
+                if p is None:  # a leaf, its gradient complete: add what it held, once,
+                    node.grad += before  # so that backward() twice is exactly 2×
                     continue
                 g = node.grad
                 if type(p) is tuple:  # dot: many parents
@@ -501,15 +502,13 @@ class Value:
                 p = node._p1
                 if p is not None:
                     p.grad += node._d1 * g
-            # Each leaf's contributions were summed on their own; add what it held
-            # once, so that a repeated pass adds the very same float again:
-            # backward() twice is exactly 2×, not 2× ± rounding.
-            for leaf, before in held:
-                leaf.grad += before
         except BaseException:  # e.g. KeyboardInterrupt: put every gradient back
             for node, before in zip(order, saved):
                 node.grad = before
             raise
+
+
+_grad_of = operator.attrgetter("grad")
 
 
 def topological_order(root: Value) -> list[Value]:

@@ -151,8 +151,10 @@ class ArraySym(Sym):
 #: A local derivative's template: a constant, or a formula over the placeholders.
 Form = float | Sym
 
-_FORWARD: dict[tuple[Rule, int], Sym | None] = {}
-_LOCAL: dict[tuple[Rule, int], tuple[Form, ...] | None] = {}
+# (name, number of inputs) -> (the rule it was made from, its template); a rule replaced
+# with op(..., replace=True) is a new object, so its templates are made again
+_FORWARD: dict[tuple[str, int], tuple[Rule, Sym | None]] = {}
+_LOCAL: dict[tuple[str, int], tuple[Rule, tuple[Form, ...] | None]] = {}
 
 
 def _placeholders(n: int) -> list[Sym]:
@@ -163,15 +165,16 @@ def forward_form(name: str, nargs: int) -> Sym | None:
     """The forward of the rule `name` on `nargs` inputs as a template over ``{0}…``, or
     None when it needs the numbers (it is then called at run time)."""
     rule = RULES[name]
-    key = (rule, nargs)
-    if key not in _FORWARD:
-        try:
-            out = rule.forward(*_placeholders(nargs))
-            form = out if isinstance(out, Sym) else None
-        except (NeedsNumbersError, TypeError, AttributeError):  # the one place it is decided
-            form = None
-        _FORWARD[key] = form
-    return _FORWARD[key]
+    known = _FORWARD.get((name, nargs))
+    if known is not None and known[0] is rule:
+        return known[1]
+    try:
+        out = rule.forward(*_placeholders(nargs))
+        form = out if isinstance(out, Sym) else None
+    except (NeedsNumbersError, TypeError, AttributeError):  # the one place it is decided
+        form = None
+    _FORWARD[(name, nargs)] = (rule, form)
+    return form
 
 
 def local_forms(name: str, nargs: int) -> tuple[Form, ...] | None:
@@ -179,25 +182,52 @@ def local_forms(name: str, nargs: int) -> tuple[Form, ...] | None:
     ``{0}…`` and the output ``{nargs}`` (floats where constant), or None when ``local``
     needs the numbers (it is then called at run time)."""
     rule = RULES[name]
-    key = (rule, nargs)
-    if key not in _LOCAL:
-        forms: tuple[Form, ...] | None
-        try:
-            forms = tuple(rule.local(*_placeholders(nargs + 1)))
-            symbolic = all(type(d) is float or isinstance(d, Sym) for d in forms)
-            if len(forms) != nargs or not symbolic:
-                forms = None
-        except (NeedsNumbersError, TypeError, AttributeError):
+    known = _LOCAL.get((name, nargs))
+    if known is not None and known[0] is rule:
+        return known[1]
+    forms: tuple[Form, ...] | None
+    try:
+        forms = tuple(rule.local(*_placeholders(nargs + 1)))
+        symbolic = all(type(d) is float or isinstance(d, Sym) for d in forms)
+        if len(forms) != nargs or not symbolic:
             forms = None
-        _LOCAL[key] = forms
-    return _LOCAL[key]
+    except (NeedsNumbersError, TypeError, AttributeError):
+        forms = None
+    _LOCAL[(name, nargs)] = (rule, forms)
+    return forms
+
+
+_UNITS: dict[tuple[str, int], tuple[Rule, tuple[float | int | None, ...], tuple[int, ...]]] = {}
+
+
+def _unit_kinds(name: str, nargs: int) -> tuple[tuple[float | int | None, ...], tuple[int, ...]]:
+    """For each local derivative of `name`: 1.0 or −1.0 if it is that constant, the index of
+    the input it is (an int), or None; and where the ints are."""
+    rule = RULES[name]
+    known = _UNITS.get((name, nargs))
+    if known is not None and known[0] is rule:
+        return known[1], known[2]
+    forms = local_forms(name, nargs)
+    kinds: list[float | int | None] = []
+    for d in forms or (None,) * nargs:
+        if d is None:
+            kinds.append(None)
+        elif type(d) is float:
+            kinds.append(d if d in (1.0, -1.0) else None)
+        else:
+            i = placeholder_index(d)
+            kinds.append(i if i is not None and i < nargs else None)
+    inputs = tuple(j for j, k in enumerate(kinds) if type(k) is int)
+    _UNITS[(name, nargs)] = (rule, tuple(kinds), inputs)
+    return tuple(kinds), inputs
 
 
 def placeholder_index(form: Form) -> int | None:
-    """i when `form` is the bare placeholder ``{i}`` (an input, or the output), else None."""
-    if isinstance(form, Sym) and form.code[:1] == "{" and form.code[1:-1].isdigit():
-        return int(form.code[1:-1])
-    return None
+    """i when `form` is the bare placeholder ``{i}`` (an input, or the output), else None.
+    (An atom that starts with a brace is one: every other template is an operation.)"""
+    if not isinstance(form, Sym) or form.prec != _ATOM or form.code[0] != "{":
+        return None
+    return int(form.code[1:-1])
 
 
 def fill(template: Sym, operands: Sequence[Sym], sym: type[Sym] = Sym) -> Sym:
@@ -207,9 +237,8 @@ def fill(template: Sym, operands: Sequence[Sym], sym: type[Sym] = Sym) -> Sym:
     holds ``**``, the one operator that binds tighter than a unary minus); any other
     expression goes in parenthesised.
     """
-    i = placeholder_index(template)
-    if i is not None:
-        return operands[i]
+    if template.prec == _ATOM and template.code[0] == "{":  # a bare placeholder
+        return operands[int(template.code[1:-1])]
     codes = [o.code if o.prec >= _UNARY else f"({o.code})" for o in operands]
     return sym(template.code.format(*codes), template.prec)
 
@@ -253,44 +282,60 @@ class Program:
 
     def __init__(self, tape: Tape) -> None:
         self.tape = tape
-        op, args = tape.op, tape.args
-        #: forward statements, in slot order (parents first)
-        self.ops: list[Op] = [
-            Op(s, op[s], args[s], None if op[s] == "dot" else forward_form(op[s], len(args[s])))
-            for s in range(tape.n_in, len(op))
-            if op[s]
-        ]
-        #: the local derivatives of every operation that passes a gradient on
-        self.locals: dict[int, Local] = {}
-        #: adjoint statements (Grad and Local), in Value.backward's order
-        self.adjoints: list[Grad | Local] = []
-        needs, root = tape.needs, tape.root
-        for c in tape.order:
-            if not needs[c]:
-                continue
-            if c != root:
-                terms = tuple((child, k, self._unit(child, k)) for child, k in tape.users[c])
-                alias = len(terms) == 1 and terms[0][2] == 1.0
-                self.adjoints.append(Grad(c, terms, alias))
-            if op[c]:
-                local = self.locals[c] = Local(c, op[c], local_forms(op[c], len(args[c])))
-                self.adjoints.append(local)
+        self._ops: list[Op] | None = None
+        self._adjoints: list[Grad | Local] | None = None
+        self._locals: dict[int, Local] = {}
 
-    def _unit(self, child: int, k: int) -> float | None:
-        """1.0 or −1.0 if the local derivative of `child` in its input k is exactly that."""
-        forms = self.locals[child].forms
-        if forms is None:
-            return None
-        d = forms[k]
-        if type(d) is float:
-            return d if d in (1.0, -1.0) else None
-        i = placeholder_index(d)
-        tape = self.tape
-        if i is not None and i < len(tape.args[child]):  # an input: a constant 1.0 or −1.0?
-            a = tape.args[child][i]
-            if a >= tape.n_in and not tape.op[a] and tape.value[a] in (1.0, -1.0):
-                return tape.value[a]
-        return None
+    @property
+    def ops(self) -> list[Op]:
+        """The forward statements, in slot order (parents first). Made when first asked
+        for: grouped code reads the tape's arrays and the templates only."""
+        if self._ops is None:
+            tape = self.tape
+            op, args = tape.op, tape.args
+            self._ops = [
+                Op(s, op[s], args[s], None if op[s] == "dot" else forward_form(op[s], len(args[s])))
+                for s in range(tape.n_in, len(op))
+                if op[s]
+            ]
+        return self._ops
+
+    @property
+    def adjoints(self) -> list[Grad | Local]:
+        """The adjoint statements (Grad and Local), in Value.backward's order."""
+        if self._adjoints is None:
+            tape = self.tape
+            op, args, needs, root = tape.op, tape.args, tape.needs, tape.root
+            users = tape.users
+            units: dict[int, tuple[float | None, ...]] = {}  # each operation's unit locals
+            adjoints: list[Grad | Local] = []
+            for c in tape.order:
+                if not needs[c]:
+                    continue
+                if c != root:
+                    terms = tuple((child, k, units[child][k]) for child, k in users[c])
+                    adjoints.append(Grad(c, terms, len(terms) == 1 and terms[0][2] == 1.0))
+                if op[c]:
+                    local = self._locals[c] = Local(c, op[c], local_forms(op[c], len(args[c])))
+                    units[c] = self._units(local)
+                    adjoints.append(local)
+            self._adjoints = adjoints
+        return self._adjoints
+
+    def _units(self, local: Local) -> tuple[float | None, ...]:
+        """For each input of an operation, 1.0 or −1.0 if its local derivative is exactly
+        that (a constant, or an input that is the constant 1.0 or −1.0), else None."""
+        tape, a = self.tape, self.tape.args[local.slot]
+        kinds, inputs = _unit_kinds(local.name, len(a))
+        if not inputs:
+            return kinds  # type: ignore[return-value]  # no input stands as a derivative
+        out = list(kinds)
+        value, op, n_in = tape.value, tape.op, tape.n_in
+        for j in inputs:  # derivative j is input kinds[j]: a constant ±1.0?
+            s = a[kinds[j]]  # type: ignore[index]
+            x = value[s]
+            out[j] = x if s >= n_in and not op[s] and x in (1.0, -1.0) else None
+        return tuple(out)  # type: ignore[arg-type]
 
     def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
         """Execute the program on floats: the value and the gradient, as any printer's
