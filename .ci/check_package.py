@@ -4,7 +4,8 @@
 
 Each artifact is installed into a fresh virtual environment and exercised from
 a folder outside the source tree, so that what runs is the installed package:
-the engine, a trace, the renders (explorer included) and the main job.
+first bare (the engine, a trace, the renders; what needs an extra says so), then
+with its extras ``[arrays,nn]`` (grouped traces and the main job too).
 """
 
 from __future__ import annotations
@@ -45,6 +46,35 @@ print("smoke test passed:", autodiff.__version__, here.parent)
 """
 
 
+BARE = r"""
+import pathlib, subprocess, sys
+import autodiff, autodiff.render, nn
+from autodiff import Value, trace
+from autodiff.extras import MissingExtraError
+from autodiff.render import explorer
+for module in ("numpy", "matplotlib", "tqdm", "array_api_compat"):
+    try:
+        __import__(module)
+    except ImportError:
+        continue
+    raise AssertionError(f"{module} came with the bare install")
+x = Value(2.0, "x")
+y = (x * x).tanh()
+y.backward()
+assert trace(lambda v: v[0] * v[1], [2.0, 3.0]).value_and_grad([2.0, 3.0]) == (6.0, [3.0, 2.0])
+assert "<svg" in explorer(y).html
+try:
+    trace(lambda v: v[0] * v[1], [2.0, 3.0], mode="groups")
+    raise AssertionError("grouped code without numpy")
+except MissingExtraError as e:
+    assert "scalar-autodiff[arrays]" in str(e), e
+run = subprocess.run([sys.executable, "-m", "nn.xor"], capture_output=True, text=True)
+assert run.returncode == 2 and "scalar-autodiff[nn]" in run.stderr, run
+assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+print("bare install: the engine, traces and renders work; the rest names its extra")
+"""
+
+
 def check_wheel(wheel: pathlib.Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for needed in (
@@ -57,6 +87,8 @@ def check_wheel(wheel: pathlib.Path) -> None:
         "nn/assets/layers.js",
         "nn/assets/layers.css",
         "autodiff/trace/_grouped.py",
+        "autodiff/trace/_program.py",
+        "autodiff/extras.py",
     ):
         assert needed in names, f"{needed} is missing from {wheel.name}"
     for name in names:
@@ -85,9 +117,12 @@ def main() -> int:
             env = pathlib.Path(tmp, f"venv-{artifact.suffix.strip('.')}")
             venv.create(env, with_pip=True)
             python = env / "bin" / "python"
-            subprocess.run([str(python), "-m", "pip", "install", "-q", str(artifact)], check=True)
+            pip = [str(python), "-m", "pip", "install", "-q"]
+            subprocess.run([*pip, str(artifact)], check=True)  # no extra
+            subprocess.run([str(python), "-c", BARE], check=True, cwd=tmp)
+            subprocess.run([*pip, f"{artifact}[arrays,nn]"], check=True)
             subprocess.run([str(python), "-c", SMOKE], check=True, cwd=tmp)
-            print(f"{artifact.name}: installs in a fresh venv and passes the smoke test")
+            print(f"{artifact.name}: installs in a fresh venv, bare and with its extras")
     return 0
 
 

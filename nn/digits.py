@@ -28,6 +28,7 @@ import sys
 from collections.abc import Sequence
 
 from autodiff import Value, no_grad
+from autodiff.extras import MissingExtraError, check, require
 from nn import losses
 from nn.cli import (
     Parser,
@@ -73,10 +74,16 @@ def predict(model: MLP, xs: Sequence[Sequence[float]]) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the main job; returns the exit status."""
-    from tqdm import tqdm
-
+    """Run the main job; returns the exit status (2 for bad arguments, an unwritable folder
+    or a missing extra)."""
     args = parse_args(argv)
+    try:  # its pictures and progress bar, and the array training step, before any work
+        check("nn", "python -m nn.digits")
+        check("arrays", "python -m nn.digits")
+    except MissingExtraError as e:
+        print(f"python -m nn.digits: {e}", file=sys.stderr)
+        return 2
+    tqdm = require("tqdm", "nn", "python -m nn.digits").tqdm
     try:
         probe_writable(args.out)
     except OSError as e:

@@ -27,6 +27,7 @@ from typing import Any
 
 from autodiff import Value, gc_paused
 from autodiff.engine import shown
+from autodiff.extras import require
 from nn.arrays import sync
 
 __all__ = ["SGD", "Adam", "Optimizer"]
@@ -65,9 +66,8 @@ def _floats(buffer: Any) -> list[float]:
 
 def _namespace(values: Any) -> Any:
     """The array namespace of `values` (numpy's, torch's, …)."""
-    import array_api_compat
-
-    return array_api_compat.array_namespace(values)
+    compat = require("array_api_compat", "arrays", "Optimizer.update on arrays")
+    return compat.array_namespace(values)
 
 
 def _array(buffer: Any, like: Any) -> Any:

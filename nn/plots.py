@@ -23,9 +23,21 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
+from autodiff.extras import require
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FEATURE = "nn.plots (the main jobs' pictures)"
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A new matplotlib Figure (matplotlib comes with the 'nn' extra)."""
+    figure: Any = require("matplotlib.figure", "nn", FEATURE).Figure
+    return figure(**kwargs)  # type: ignore[no-any-return]
+
 
 __all__ = [
     "DPI",
@@ -72,7 +84,7 @@ def decision_boundary(
     gx = [lo[0] + (hi[0] - lo[0]) * i / (resolution - 1) for i in range(resolution)]
     gy = [lo[1] + (hi[1] - lo[1]) * j / (resolution - 1) for j in range(resolution)]
     grid = [[score([a, b]) for a in gx] for b in gy]
-    fig = Figure(figsize=(5.4, 4.6), layout="constrained") if ax is None else ax.figure
+    fig = _figure(figsize=(5.4, 4.6), layout="constrained") if ax is None else ax.figure
     if ax is None:
         ax = fig.add_subplot()
     levels: Any = 20
@@ -122,7 +134,7 @@ def feature_space(
     if len(w) != len(hs[0]):
         raise ValueError(f"feature_space: {len(w)} weights for {len(hs[0])} hidden units")
     if axes is None:
-        fig = Figure(figsize=(10, 4.6), layout="constrained")
+        fig = _figure(figsize=(10, 4.6), layout="constrained")
         left, right = fig.subplots(1, 2)
     elif isinstance(axes, (list, tuple)):
         left, right = axes
@@ -220,9 +232,11 @@ def training_animation(
     (matplotlib's own dependency); returns the path.
     """
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-    from tqdm import tqdm
+
+    agg: Any = require("matplotlib.backends.backend_agg", "nn", FEATURE)
+    from PIL import Image  # matplotlib's own dependency
+
+    tqdm = require("tqdm", "nn", "the training animation's progress bar").tqdm
 
     everywhere = [p for *_, hs, line in frames for p in feature_points(hs, line[0], line[1])[0]]
     lo = [min(p[k] for p in everywhere) for k in (0, 1)]
@@ -232,14 +246,14 @@ def training_animation(
     for step, loss, prob, hs, line in tqdm(
         frames, desc="animation", unit="frame", file=sys.stderr, leave=False, disable=not progress
     ):
-        fig = Figure(figsize=(10, 4.4), layout="constrained", dpi=96)
+        fig = _figure(figsize=(10, 4.4), layout="constrained", dpi=96)
         a, b_ax = fig.subplots(1, 2)
         decision_boundary(
             prob, xs, ys, title="input space: P(y=1|x)", ax=a, resolution=40, vrange=(0.0, 1.0)
         )
         feature_space(xs, hs, ys, line=line, axes=b_ax, limits=limits)
         fig.suptitle(f"step {step}: loss {loss:.4g}")
-        canvas = FigureCanvasAgg(fig)
+        canvas = agg.FigureCanvasAgg(fig)
         canvas.draw()
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("P"))
     path = os.fspath(path)
@@ -395,7 +409,7 @@ def confusion_matrix(
     for t, p in zip(true, pred):
         counts[t][p] += 1
     right = sum(counts[k][k] for k in range(classes))
-    fig = Figure(figsize=(6.2, 5.4), layout="constrained")
+    fig = _figure(figsize=(6.2, 5.4), layout="constrained")
     ax = fig.add_subplot()
     shown = ax.imshow(counts, cmap="Blues")
     fig.colorbar(shown, ax=ax, label="samples")
@@ -429,7 +443,7 @@ def digit_grid(
     """Images of `side`×`side` pixels (row by row, values in [0, 1]) in a grid, captioned."""
     n = max(1, len(images))
     rows = (n + columns - 1) // columns
-    fig = Figure(figsize=(1.1 * columns, 1.3 * rows + 0.5), layout="constrained")
+    fig = _figure(figsize=(1.1 * columns, 1.3 * rows + 0.5), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for k, ax in enumerate(a for row in axes for a in row):
         ax.set_axis_off()
@@ -461,12 +475,12 @@ def weight_images(
     empty border) never move their weights from where they started, so they are drawn
     gray and left out of the colour scale.
     """
-    from matplotlib import colormaps
+    colormaps = require("matplotlib", "nn", FEATURE).colormaps
 
     cmap = colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
     n = len(weights)
     rows = (n + columns - 1) // columns
-    fig = Figure(figsize=(1.2 * columns, 1.3 * rows + 0.5), layout="constrained")
+    fig = _figure(figsize=(1.2 * columns, 1.3 * rows + 0.5), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for k, ax in enumerate(a for row in axes for a in row):
         ax.set_axis_off()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autodiff import Value, gc_paused, no_grad, trace
+from autodiff.extras import require
 from nn.arrays import ArrayParameters, attach, keep_freed_memory
 from nn.losses import logistic
 from nn.module import MLP, Module
@@ -129,7 +130,7 @@ def compile_batch_step(
     with gc_paused():
         traced = trace(loss_of, example, batched=True, xp=xp)
     if xp is None:
-        import numpy as xp
+        xp = require("numpy", "arrays", "compile_batch_step")
     kw = {} if device is None else {"device": device}
     columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64, **kw) for k in range(d)]
     columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw))

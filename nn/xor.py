@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from autodiff import Value, no_grad
+from autodiff.extras import MissingExtraError, check, require
 from autodiff.render import (
     RendererNotFoundError,
     backward_graph,
@@ -193,7 +194,7 @@ def _snapshot(model: MLP, xs: list[list[float]]) -> tuple[Any, list[list[float]]
 
 def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) -> int:
     """Train from a random start; print and draw. Returns K, the samples right."""
-    from tqdm import tqdm
+    tqdm = require("tqdm", "nn", "python -m nn.xor").tqdm
 
     frames: list[Any] = []
     every = max(1, args.steps // 20)  # about 20 frames
@@ -285,8 +286,14 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the main job; returns the exit status (0; 1 if training did not converge)."""
+    """Run the main job; returns the exit status (0; 1 if training did not converge; 2 for
+    bad arguments, an unwritable folder or a missing extra)."""
     args = parse_args(argv)
+    try:
+        check("nn", "python -m nn.xor")  # its pictures and progress bar, before any work
+    except MissingExtraError as e:
+        print(f"python -m nn.xor: {e}", file=sys.stderr)
+        return 2
     try:
         probe_writable(args.out)
         xs, ys = xor()

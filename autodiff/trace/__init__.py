@@ -15,7 +15,9 @@ Two kinds of code, chosen by the graph's size (``mode=``):
   operations a depth on average): one numpy statement per group of operations
   of one kind at one depth (:mod:`._grouped`), so that building and compiling
   it is linear in the graph, whatever its size. A deep, narrow graph (a long
-  chain) stays straight-line code, which is linear too.
+  chain) stays straight-line code, which is linear too. Grouped and batched code
+  need numpy, which comes with the ``arrays`` extra (:mod:`autodiff.extras`);
+  without it ``"auto"`` gives straight-line code.
 
 ``trace(..., batched=True)`` traces one sample and runs the code on arrays, a
 whole batch at once, on numpy or any array library (:mod:`._batched`).
@@ -45,6 +47,7 @@ the generated code knows the inputs by their validated ``names`` only.
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import keyword
 import re
 import unicodedata
@@ -53,6 +56,7 @@ from typing import Any, Literal, overload
 
 from autodiff import engine
 from autodiff.engine import Value, enable_grad, gc_paused
+from autodiff.extras import require
 from autodiff.trace._batched import BatchedTraced
 from autodiff.trace._lines import LineCode
 from autodiff.trace._program import Program
@@ -226,11 +230,11 @@ def _compile(
     program = Program(tape)  # one program; the kinds of code below print it
     if batched:
         return BatchedTraced(program, names, n_ops, xp)
-    if mode == "auto":
-        mode = "groups" if n_ops > LINES_MAX and _wide(tape) else "lines"
+    if mode == "auto":  # (without numpy, the 'arrays' extra: straight lines, slower to build)
+        wide = n_ops > LINES_MAX and _wide(tape)
+        mode = "groups" if wide and importlib.util.find_spec("numpy") else "lines"
     if mode == "groups":
-        import numpy as np
-
+        np = require("numpy", "arrays", "trace(..., mode='groups')")
         from autodiff.trace._grouped import GroupedCode
 
         return Traced(GroupedCode(program, np), len(names), n_ops, "groups")

@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from autodiff.extras import require
 from autodiff.rules import RULES
 
 __all__ = [
@@ -32,26 +33,19 @@ __all__ = [
 
 def namespace(arrays: Sequence[Any], xp: Any) -> Any:
     """The array namespace of `arrays` (numpy for lists), or `xp` when given."""
-    array_api_compat: Any
-    try:
-        import array_api_compat
-    except ImportError:  # pragma: no cover - a dependency of the package
-        array_api_compat = None
+    compat = require("array_api_compat", "arrays", "trace(..., batched=True)")
     if xp is not None:
-        if array_api_compat is not None and not hasattr(xp, "__array_namespace_info__"):
+        if not hasattr(xp, "__array_namespace_info__"):
             try:  # a plain library module (numpy, torch): its compatible namespace
-                return array_api_compat.array_namespace(xp.asarray([0.0]))
+                return compat.array_namespace(xp.asarray([0.0]))
             except (TypeError, AttributeError):
                 pass
         return xp
     objs = [a for a in arrays if not isinstance(a, (list, tuple))]
-    if array_api_compat is not None and objs:
-        return array_api_compat.array_namespace(*objs)
-    import numpy as np
-
-    if array_api_compat is not None:
-        return array_api_compat.array_namespace(np.asarray([0.0]))
-    return np  # pragma: no cover
+    if objs:
+        return compat.array_namespace(*objs)
+    np = require("numpy", "arrays", "trace(..., batched=True)")
+    return compat.array_namespace(np.asarray([0.0]))
 
 
 def numpy_like(xp: Any) -> bool:

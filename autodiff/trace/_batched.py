@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from autodiff import engine
+from autodiff.extras import require
 from autodiff.trace._arrays import (
     broadcast,
     errors,
@@ -66,6 +67,9 @@ class BatchedTraced:
     """
 
     def __init__(self, program: Program, names: Sequence[str], n_nodes: int, xp: Any) -> None:
+        if xp is None:  # the default namespaces: numpy, through array-api-compat
+            require("numpy", "arrays", "trace(..., batched=True)")
+        require("array_api_compat", "arrays", "trace(..., batched=True)")
         self._program = program
         self._tape = program.tape
         self._names = list(names)
