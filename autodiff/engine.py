@@ -612,7 +612,7 @@ def _lift(x: object, rule: Rule) -> Value:
 
 def _apply1(rule: Rule, a: Value) -> Value:
     x = a._data
-    out = rule.forward(x)  # no unary op overflows without raising: see rules.UNCHECKED_OVERFLOW
+    out = rule.forward(x)  # no built-in unary op overflows silently: exp raises, the rest can't
     if _blocks and not _recording():
         v = _leaf(out)
         if _observers:

@@ -635,7 +635,3 @@ RULES: dict[str, Rule] = {
     )
 }
 # fmt: on
-
-#: Operations whose float results can overflow from finite inputs without the
-#: forward function raising itself: the machinery checks these (engine, trace).
-UNCHECKED_OVERFLOW: frozenset[str] = frozenset({"add", "sub", "mul"})

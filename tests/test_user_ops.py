@@ -204,3 +204,39 @@ def test_a_user_rule_with_a_method_gives_values_that_method():
         replace=True,
     )
     assert Value.log1p.rule is again.rule
+
+
+def test_an_overflow_in_an_operation_written_as_arithmetic_is_raised_by_every_trace():
+    """A rule whose forward prints as arithmetic (a * 1e300) is plain code in a trace, which
+    never raises by itself: the trace checks its result as the engine does."""
+    big = op(Rule("big", "big", lambda a: a * 1e300, lambda a, out: (1e300,)))
+    with pytest.raises(OverflowError, match=r"big\(10000000000.0\) overflows"):
+        big(Value(1e10))
+    for kwargs in ({"mode": "lines"}, {"mode": "groups"}):
+        traced = trace(lambda v: big(v[0]) * 2.0, [1.0], **kwargs)
+        assert traced.value_and_grad([2.0]) == (4e300, [2e300])
+        for run in (traced, traced.value_and_grad):
+            with pytest.raises(OverflowError, match=r"big\(10000000000.0\) overflows"):
+                run([1e10])
+    batched = trace(lambda v: big(v[0]) * 2.0, [1.0], batched=True)
+    for run in (batched, batched.value_and_grad, batched.mean_value_and_grad):
+        with pytest.raises(OverflowError, match=r"big\(10000000000.0\) overflows"):
+            run([np.array([1.0, 1e10])])
+
+
+@pytest.mark.parametrize("constant", [3.0, -0.0, 0.5, -2.0])
+def test_any_constant_local_derivative_in_grouped_code(constant):
+    """Built-in rules have constant derivatives 0, 1 and −1 only; a user's may be any."""
+    scaled = op(Rule("scaled", "s", lambda a: a * constant, lambda a, out: (constant,)))
+
+    def f(v):
+        return scaled(v[0]) * v[1] + scaled(v[1] * v[0])
+
+    point = [1.5, -0.0]
+    xs = [Value(x) for x in point]
+    f(xs).backward()
+    for mode in ("lines", "groups"):
+        value, grads = trace(f, [0.5, 2.0], mode=mode).value_and_grad(point)
+        assert bits([value, *grads]) == bits(
+            [f([Value(x) for x in point]).data] + [x.grad for x in xs]
+        )

@@ -138,9 +138,16 @@ class GroupedCode:
         k = n_in
         new[consts] = np.arange(k, k + len(consts))
         k += len(consts)
-        self.namespace["_K"] = np.array([tape.value[s] for s in consts] + [0.0, 1.0, -1.0])
-        self.const_slot = {0.0: k, 1.0: k + 1, -1.0: k + 2}
-        k += 3
+        # and the constant local derivatives of the operations here (1.0 for a sum's terms;
+        # an operation added with autodiff.op may have any), keyed with their sign: −0.0 too
+        local_consts = {1.0}
+        for name, m in set(zip(self.eff_op, map(len, self.eff_args))):
+            if name != _SUM:
+                local_consts.update(d[1] for d in _local_kinds(name, m) if d[0] == "const")
+        ordered = sorted(local_consts, key=_key)
+        self.namespace["_K"] = np.array([tape.value[s] for s in consts] + ordered)
+        self.const_slot = {_key(x): k + i for i, x in enumerate(ordered)}
+        k += len(ordered)
         lines = [f"    V[{n_in}:{k}] = _K  # the constants"]
         # groups: nodes of one operation and arity at one depth, in order of depth
         eff = np.asarray(self.eff, dtype=np.intp)
@@ -282,10 +289,7 @@ class GroupedCode:
         self.root_slot = int(new[root])
 
     def _const(self, x: float) -> int:
-        slot = self.const_slot.get(x)
-        if slot is None:  # pragma: no cover - no rule returns another constant derivative
-            raise NotImplementedError(f"trace: a constant local derivative {x!r}")
-        return slot
+        return self.const_slot[_key(x)]
 
     def _local_line(
         self, name: str, j: int, kind: tuple[Any, ...], start: int, end: int, members: Any, k: int
@@ -328,6 +332,11 @@ class GroupedCode:
             f"    return V[{self.root_slot}].item(), G[{self.grad_index}].tolist()",
         ]
         return "def value_and_grad(xs):\n" + "\n".join(body) + "\n"
+
+
+def _key(x: float) -> tuple[float, float]:
+    """A float as a key that tells −0.0 from 0.0 (and NaN from nothing else: repr)."""
+    return (x, math.copysign(1.0, x)) if x == x else (math.inf, 0.0)
 
 
 def _local_kinds(name: str, nargs: int) -> list[tuple[Any, ...]]:

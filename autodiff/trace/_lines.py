@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autodiff.rules import RULES, UNCHECKED_OVERFLOW, sigmoid_float
+from autodiff.rules import RULES, sigmoid_float
 from autodiff.trace._program import (
     Grad,
     Program,
@@ -111,8 +111,8 @@ class LineCode:
                 lines.append(f"    {var} = {fill(op.form, args, sym).code}")
             else:
                 lines.append(f"    {var} = {self._call('f', op.name, args)}")
-            if (op.form is not None and op.name in UNCHECKED_OVERFLOW) or op.name == "dot":
-                checked.append(var)
+            if op.form is not None or op.name == "dot":  # plain arithmetic never raises:
+                checked.append(var)  # its result is checked (an overflow is the engine's error)
             values[op.slot] = sym(var)
         return lines, checked, values
 
