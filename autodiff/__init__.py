@@ -8,7 +8,8 @@
 * :mod:`autodiff.trace` -- ``trace``: a recorded graph compiled to code (also batched,
   on any array library);
 * :mod:`autodiff.render` -- graphviz drawings of the forward and backward graphs
-  (imported on its own: it is the one part that needs a dependency).
+  (imported on its own: it is the one part that needs a dependency);
+* :mod:`autodiff.extras` -- what the optional extras bring (``[arrays]``, ``[nn]``).
 
 >>> from autodiff import Value
 >>> x = Value(3.0, label="x")
@@ -57,4 +58,4 @@ __all__ = [
     "TraceError",
     "TraceWarning",
 ]
-__version__ = "0.3.0"
+__version__ = "0.4.0"

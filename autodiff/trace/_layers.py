@@ -58,7 +58,7 @@ class Map:
 class MeanCode:
     """``mean_value_and_grad`` for one pattern of shared and per-sample inputs.
 
-    Reads the tape and finds, in order:
+    Rewrites the program: reads its forward statements and finds, in order:
 
     * *layers*: ``dot`` nodes that depend on the batch, whose weights and bias
       are shared numbers (inputs or constants), grouped by the inputs they
@@ -84,6 +84,7 @@ class MeanCode:
         self.namespace: dict[str, object] = dict(helpers)
         self._index_lists: dict[str, list[Any]] = {}
         self._index_cache: dict[Any, dict[str, Any]] = {}
+        self._shared_dots: dict[int, tuple[str, str]] = {}  # slot -> (weights, inputs) index
         n_in, ops, args = tape.n_in, tape.op, tape.args
         varies = list(mask) + [False] * (len(ops) - n_in)
         for s in range(n_in, len(ops)):
@@ -263,7 +264,6 @@ class MeanCode:
             a = self.tape.args[s]
             iw = self._index([self.spos[p] for p in a[1 : m + 1]])
             ix = self._index([self.spos[p] for p in a[m + 1 :]])
-            self._shared_dots = getattr(self, "_shared_dots", {})
             self._shared_dots[s] = (iw, ix)
             return [
                 f"    {var} = {args[0].code} + "
