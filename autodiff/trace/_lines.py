@@ -98,8 +98,10 @@ class LineCode:
 
     def _forward(self) -> tuple[list[str], list[str], list[Sym]]:
         tape, sym = self.tape, self.sym
-        values: list[Sym] = [sym(n) for n in self.names]
-        values += [sym.const(x) for x in tape.value[tape.n_in :]]  # constants; ops below
+        values: list[Sym] = [sym(n) for n in self.names] + [sym("")] * (len(tape.op) - tape.n_in)
+        for s, name in enumerate(tape.op[tape.n_in :], tape.n_in):
+            if not name:  # a constant
+                values[s] = sym.const(tape.value[s])
         lines: list[str] = []
         checked: list[str] = []
         for n_vars, op in enumerate(self.program.ops):
@@ -120,7 +122,7 @@ class LineCode:
         tape, sym, values = self.tape, self.sym, self._values
         lines: list[str] = []
         grad: dict[int, Sym] = {}
-        local: dict[int, list[Sym]] = {}
+        local: dict[int, Any] = {}  # slot -> its local derivatives: Syms, or their templates
         root = tape.root
         if tape.needs[root]:
             grad[root] = sym("g_root")
@@ -137,19 +139,24 @@ class LineCode:
                     g = grad[child]
                     if unit is not None:  # 1.0·g and −1.0·g are g and −g, exactly
                         terms.append(g if unit == 1.0 else -g)
-                    else:
-                        terms.append(local[child][k] * g)
+                        continue
+                    d = local[child]
+                    if type(d) is tuple:  # its templates, filled when first used
+                        operands = [values[a] for a in tape.args[child]] + [values[child]]
+                        d = local[child] = [
+                            fill(f, operands, sym) if isinstance(f, Sym) else sym.const(f)
+                            for f in d
+                        ]
+                    terms.append(d[k] * g)
                 var = f"g{n_grads}"
                 n_grads += 1
                 lines.extend(sum_lines(var, terms, sym))
                 grad[c] = sym(var)
                 continue
-            operands = [values[a] for a in tape.args[c]] + [values[c]]
             if st.forms is not None:
-                local[c] = [
-                    fill(d, operands, sym) if isinstance(d, Sym) else sym.const(d) for d in st.forms
-                ]
+                local[c] = st.forms
             else:
+                operands = [values[a] for a in tape.args[c]] + [values[c]]
                 var = f"d{n_locals}"
                 n_locals += 1
                 lines.append(f"    {var} = {self._call('l', st.name, operands)}")

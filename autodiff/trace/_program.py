@@ -264,7 +264,7 @@ class Grad(NamedTuple):
     """
 
     slot: int
-    terms: tuple[tuple[int, int, float | None], ...]
+    terms: list[tuple[int, int, float | None]]
     alias: bool
 
 
@@ -292,50 +292,68 @@ class Program:
         for: grouped code reads the tape's arrays and the templates only."""
         if self._ops is None:
             tape = self.tape
-            op, args = tape.op, tape.args
-            self._ops = [
-                Op(s, op[s], args[s], None if op[s] == "dot" else forward_form(op[s], len(args[s])))
-                for s in range(tape.n_in, len(op))
-                if op[s]
-            ]
+            known: dict[tuple[str, int], Sym | None] = {}
+            ops: list[Op] = []
+            new = tuple.__new__
+            for s, (name, a) in enumerate(zip(tape.op, tape.args)):
+                if name:
+                    key = (name, len(a))
+                    form = known[key] if key in known else known.setdefault(key, forward_form(*key))
+                    ops.append(new(Op, (s, name, a, None if name == "dot" else form)))
+            self._ops = ops
         return self._ops
 
     @property
     def adjoints(self) -> list[Grad | Local]:
         """The adjoint statements (Grad and Local), in Value.backward's order."""
         if self._adjoints is None:
-            tape = self.tape
-            op, args, needs, root = tape.op, tape.args, tape.needs, tape.root
-            users = tape.users
-            units: dict[int, tuple[float | None, ...]] = {}  # each operation's unit locals
-            adjoints: list[Grad | Local] = []
-            for c in tape.order:
-                if not needs[c]:
-                    continue
-                if c != root:
-                    terms = tuple((child, k, units[child][k]) for child, k in users[c])
-                    adjoints.append(Grad(c, terms, len(terms) == 1 and terms[0][2] == 1.0))
-                if op[c]:
-                    local = self._locals[c] = Local(c, op[c], local_forms(op[c], len(args[c])))
-                    units[c] = self._units(local)
-                    adjoints.append(local)
-            self._adjoints = adjoints
+            self._adjoints = self._make_adjoints()
         return self._adjoints
 
-    def _units(self, local: Local) -> tuple[float | None, ...]:
-        """For each input of an operation, 1.0 or −1.0 if its local derivative is exactly
-        that (a constant, or an input that is the constant 1.0 or −1.0), else None."""
-        tape, a = self.tape, self.tape.args[local.slot]
-        kinds, inputs = _unit_kinds(local.name, len(a))
-        if not inputs:
-            return kinds  # type: ignore[return-value]  # no input stands as a derivative
-        out = list(kinds)
-        value, op, n_in = tape.value, tape.op, tape.n_in
-        for j in inputs:  # derivative j is input kinds[j]: a constant ±1.0?
-            s = a[kinds[j]]  # type: ignore[index]
-            x = value[s]
-            out[j] = x if s >= n_in and not op[s] and x in (1.0, -1.0) else None
-        return tuple(out)  # type: ignore[arg-type]
+    def _make_adjoints(self) -> list[Grad | Local]:
+        # One pass over backward's order. A node's users all come before it there, so its
+        # gradient's terms are collected as they go by, in the order backward adds them;
+        # the templates and unit kinds of each (rule, arity) are looked up once.
+        tape = self.tape
+        op, args, needs, root = tape.op, tape.args, tape.needs, tape.root
+        value, n_in = tape.value, tape.n_in
+        known: dict[tuple[str, int], tuple[Any, tuple[Any, ...], tuple[int, ...]]] = {}
+        pending: dict[int, list[tuple[int, int, float | None]]] = {}  # slot -> its terms
+        adjoints: list[Grad | Local] = []
+        append = adjoints.append
+        new = tuple.__new__
+        for c in tape.order:
+            if not needs[c]:
+                continue
+            if c != root:
+                terms = pending.pop(c)
+                append(new(Grad, (c, terms, len(terms) == 1 and terms[0][2] == 1.0)))
+            name = op[c]
+            if not name:
+                continue
+            a = args[c]
+            key = (name, len(a))
+            entry = known.get(key)
+            if entry is None:
+                entry = known[key] = (local_forms(*key), *_unit_kinds(*key))
+            forms, kinds, inputs = entry
+            units: Any = kinds
+            if inputs:  # a derivative that is an input: 1.0 or −1.0 if that is a constant
+                units = list(kinds)
+                for j in inputs:
+                    s = a[kinds[j]]  # type: ignore[index]
+                    x = value[s]
+                    units[j] = x if s >= n_in and not op[s] and x in (1.0, -1.0) else None
+            for k, p in enumerate(a):
+                if needs[p]:
+                    if p in pending:
+                        pending[p].append((c, k, units[k]))
+                    else:
+                        pending[p] = [(c, k, units[k])]
+            local = new(Local, (c, name, forms))
+            self._locals[c] = local
+            append(local)
+        return adjoints
 
     def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
         """Execute the program on floats: the value and the gradient, as any printer's
