@@ -240,3 +240,39 @@ def test_any_constant_local_derivative_in_grouped_code(constant):
         assert bits([value, *grads]) == bits(
             [f([Value(x) for x in point]).data] + [x.grad for x in xs]
         )
+
+
+def test_every_built_in_rule_is_complete_on_its_own():
+    """What a new built-in operation needs is on its Rule: a test of the table itself, so
+    that nothing elsewhere (a kernel table, a name list) can be forgotten."""
+    import ast
+    import inspect
+
+    from autodiff import engine
+    from autodiff.trace._program import local_forms
+
+    for name, rule in RULES.items():
+        if name == "dot":  # batched code makes layers of dots: matrix products, no kernel
+            continue
+        assert rule.array is not None, f"{name}: no array forward"
+        arity = rule.arity or 3
+        if local_forms(name, arity) is None:  # its local branches: arrays need their own
+            assert rule.array_local is not None, f"{name}: local branches, no array_local"
+        if rule.method:
+            assert rule.doc, f"{name}: a method without a docstring"
+    # the declarations type checkers read name every method the table installs, and only those
+    tree = ast.parse(inspect.getsource(engine.Value))
+    declared = {
+        node.name
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.FunctionDef)
+    }
+    installed = {
+        m
+        for rule in RULES.values()
+        for m in engine._methods(rule)
+        if getattr(vars(Value).get(m), "rule", None) is rule
+    }
+    assert declared == installed
