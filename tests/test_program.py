@@ -75,9 +75,16 @@ def test_adjoints_follow_backwards_order_and_each_gradient_its_users_order():
     # statements come in the order backward() visits the nodes, root first
     expected = [s for s in tape.order if tape.needs[s]]
     assert [s for i, s in enumerate(visited) if i == 0 or s != visited[i - 1]] == expected
+    # each gradient's terms: its users in the order backward() reaches them, input by input
+    users: dict[int, list[tuple[int, int]]] = {}
+    for c in tape.order:
+        if tape.needs[c]:
+            for k, a in enumerate(tape.args[c]):
+                if tape.needs[a]:
+                    users.setdefault(a, []).append((c, k))
     for st_ in steps:
         if isinstance(st_, Grad):
-            assert [(c, k) for c, k, _ in st_.terms] == tape.users[st_.slot]
+            assert [(c, k) for c, k, _ in st_.terms] == users[st_.slot]
     # the locals of relu branch on the number: a call; tanh's a formula of the output
     by_name = {tape.op[st_.slot]: st_ for st_ in steps if isinstance(st_, Local)}
     assert by_name["relu"].forms is None
@@ -135,3 +142,46 @@ def test_the_lecture_networks_program_runs_as_the_engine():
     value, grads = program.run(start)
     e_value, e_grads = eager(f, start)
     assert bits([value, *grads]) == bits([e_value, *e_grads])
+
+
+def test_the_one_sort_is_safe_across_threads():
+    """topological_order counts in the nodes, under the lock backward takes: threads that
+    trace, sort, take grad() and back-propagate through one shared model at once get the
+    same numbers, and every counter is back at 0."""
+    import threading
+
+    from autodiff import grad, topological_order
+    from nn import MLP
+
+    model = MLP(3, [8, 1], seed=0)
+    params = model.parameters()
+    x = [Value(0.3), Value(-0.2), Value(0.9)]
+
+    def f(v):
+        with model.bound(v):
+            return model([0.3, -0.2, 0.9]).tanh()
+
+    start = [p.data for p in params]
+    expected = trace(f, start).value_and_grad(start)
+    reference = [g.data for g in grad(model(x).tanh() * 2.0, params)]
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                L = model(x).tanh() * 2.0
+                order = topological_order(L)
+                assert order[0] is L and len({id(v) for v in order}) == len(order)
+                assert trace(f, start).value_and_grad(start) == expected
+                assert [g.data for g in grad(L, params)] == reference
+                L.backward()
+        except Exception as e:  # reported below: an assert in a thread does not fail a test
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(v._uses == 0 for v in [*params, *x])

@@ -37,7 +37,6 @@ class Tape:
         "root",
         "order",
         "leaves",
-        "_users",
     )
 
     def __init__(self, root: Value, inputs: Sequence[Value]) -> None:
@@ -106,22 +105,6 @@ class Tape:
         self.root = root._uses - 1
         #: every slot of the graph, in the order Value.backward releases them (root first)
         self.order = [v._uses - 1 for v in order]
-        self._users: list[list[tuple[int, int]]] | None = None
-
-    @property
-    def users(self) -> list[list[tuple[int, int]]]:
-        """For each slot, the (child, position) pairs through which its gradient arrives,
-        in the order Value.backward adds them up."""
-        if self._users is None:
-            needs, args = self.needs, self.args
-            users: list[list[tuple[int, int]]] = [[] for _ in self.op]
-            for c in self.order:
-                if needs[c]:
-                    for k, a in enumerate(args[c]):
-                        if needs[a]:
-                            users[a].append((c, k))
-            self._users = users
-        return self._users
 
     @property
     def n_ops(self) -> int:
