@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any
 
+from autodiff.extras import MissingExtraError
+
 __all__ = [
     "Parser",
     "cannot_write",
@@ -76,6 +78,13 @@ def probe_writable(out: str) -> None:
     with open(probe, "w"):
         pass
     os.remove(probe)
+
+
+def missing_extra(prog: str, error: MissingExtraError) -> int:
+    """Say in one line on stderr which extra the job needs (and the pip command); returns
+    the exit status, 2."""
+    print(f"{prog}: error: {error}", file=sys.stderr)
+    return 2
 
 
 def cannot_write(prog: str, error: OSError, out: str) -> int:

@@ -35,6 +35,7 @@ from nn.cli import (
     cannot_write,
     folder,
     integer,
+    missing_extra,
     positive_float,
     positive_int,
     probe_writable,
@@ -81,8 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check("nn", "python -m nn.digits")
         check("arrays", "python -m nn.digits")
     except MissingExtraError as e:
-        print(f"python -m nn.digits: {e}", file=sys.stderr)
-        return 2
+        return missing_extra("python -m nn.digits", e)
     tqdm = require("tqdm", "nn", "python -m nn.digits").tqdm
     try:
         probe_writable(args.out)

@@ -50,6 +50,7 @@ from nn.cli import (
     cannot_write,
     folder,
     integer,
+    missing_extra,
     positive_float,
     positive_int,
     probe_writable,
@@ -292,8 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         check("nn", "python -m nn.xor")  # its pictures and progress bar, before any work
     except MissingExtraError as e:
-        print(f"python -m nn.xor: {e}", file=sys.stderr)
-        return 2
+        return missing_extra("python -m nn.xor", e)
     try:
         probe_writable(args.out)
         xs, ys = xor()
