@@ -37,6 +37,7 @@ import math
 import numbers
 import os
 import random
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -105,6 +106,22 @@ def _registrable(value: object) -> bool:
 _JUST_VALUES = {Value}
 
 
+# Module.bound changes the model in place: one thread at a time (reentrant: a bound
+# block may bind again).
+_BINDING = threading.RLock()
+
+
+def _check_not_bound_elsewhere(module: Module) -> None:
+    """RuntimeError if another thread has `module` bound (its parameters substituted)."""
+    owner = module.__dict__.get("_bound_by")
+    if owner is not None and owner != threading.get_ident():
+        raise RuntimeError(
+            f"{type(module).__name__}: another thread has replaced its parameters with "
+            "Module.bound (a trace is running there); use the model from that thread until "
+            "it is done, or give each thread its own copy"
+        )
+
+
 class LoadResult(NamedTuple):
     """What ``load_state_dict(..., strict=False)`` did not match."""
 
@@ -131,11 +148,15 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         sync(self)
+        if "_bound_by" in self.__dict__:
+            _check_not_bound_elsewhere(self)
         return self.forward(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         """What pickle and copy take: the attributes, the parameters' numbers current."""
         sync(self)
+        if "_bound_by" in self.__dict__:  # a copy made inside `bound` is not bound itself
+            return {k: v for k, v in self.__dict__.items() if k != "_bound_by"}
         return self.__dict__
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -156,6 +177,7 @@ class Module:
         the first name it is found by.
         """
         sync(self)
+        _check_not_bound_elsewhere(self)
         seen: set[int] = set()
         out: list[tuple[str, Value]] = []
         for name, value in self._walk(prefix):
@@ -189,6 +211,7 @@ class Module:
         training loop asks for the parameters at every step (``zero_grad``).
         """
         sync(self)
+        _check_not_bound_elsewhere(self)
         out: list[Value] = []
         stack: list[Any] = [self]
         while stack:  # iterative, in assignment order
@@ -242,19 +265,33 @@ class Module:
         ``autodiff.trace`` needs: ``with model.bound(ps): loss = ...``. A tied
         weight is replaced at every place it is used. The module's own
         parameters are back in place on exit.
+
+        Threads: binding changes the model itself, so one thread binds at a time
+        (another thread's ``bound`` waits), and while it does, using the model from
+        another thread -- calling it, asking for its parameters -- raises
+        RuntimeError instead of computing with the substituted Values.
         """
-        own = self.parameters()
-        values = list(values)
-        if len(values) != len(own):
-            raise ValueError(f"bound: expected {len(own)} values, got {len(values)}")
-        for i, v in enumerate(values):
-            if not isinstance(v, Value):
-                raise TypeError(f"bound: values[{i}] must be a Value, got {type(v).__name__}")
-        self._substitute({id(p): v for p, v in zip(own, values)})
-        try:
-            yield self
-        finally:
-            self._substitute({id(v): p for p, v in zip(own, values)})
+        with _BINDING:
+            own = self.parameters()
+            values = list(values)
+            if len(values) != len(own):
+                raise ValueError(f"bound: expected {len(own)} values, got {len(values)}")
+            for i, v in enumerate(values):
+                if not isinstance(v, Value):
+                    raise TypeError(f"bound: values[{i}] must be a Value, got {type(v).__name__}")
+            marked = [(m, m.__dict__.get("_bound_by")) for m in self.modules()]
+            self._substitute({id(p): v for p, v in zip(own, values)})
+            for m, _ in marked:
+                m.__dict__["_bound_by"] = threading.get_ident()
+            try:
+                yield self
+            finally:
+                self._substitute({id(v): p for p, v in zip(own, values)})
+                for m, before in marked:
+                    if before is None:
+                        m.__dict__.pop("_bound_by", None)
+                    else:
+                        m.__dict__["_bound_by"] = before
 
     def _substitute(self, mapping: dict[int, Value]) -> None:
         """Replace each registered Value whose id is in `mapping`, everywhere it is held."""

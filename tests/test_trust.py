@@ -316,3 +316,73 @@ def test_tied_weights_get_the_sum_over_their_uses_every_way():
     batch()
     assert [p.grad for p in m2.parameters()] == pytest.approx(eager, rel=1e-12)
     assert models[0].l2.neurons[0].w[0] is models[0].l1.neurons[0].w[1]  # still tied
+
+
+def test_threads_tracing_one_model_at_once_leave_it_intact():
+    """Module.bound swaps a model's parameters in place: two threads binding at once used to
+    interleave the swaps and could leave the model holding a trace's inputs for good. One
+    thread binds at a time now; every trace is right and the parameters come back."""
+    model = MLP(2, [6, 1], seed=3)
+    own = model.parameters()
+    start = [p.data for p in own]
+    xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.5, 0.75]], [1, 0, 1]
+
+    def f(ps):
+        with model.bound(ps):
+            return losses.logistic([model(x) for x in xs], ys)
+
+    expected = trace(f, start).value_and_grad(start)
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                assert trace(f, start).value_and_grad(start) == expected
+        except Exception as e:  # reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: inside bound's swaps too
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert [id(p) for p in model.parameters()] == [id(p) for p in own]
+
+
+def test_using_a_model_another_thread_has_bound_raises_and_bound_waits():
+    model = MLP(2, [3, 1], seed=0)
+    own = model.parameters()
+    inside, release = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def binder() -> None:
+        with model.bound([Value(0.0) for _ in own]):
+            inside.set()
+            release.wait(10)
+
+    def other_binder() -> None:
+        with model.bound([Value(1.0) for _ in own]):
+            seen["second bound ran with"] = [p.data for p in model.parameters()]
+
+    a = threading.Thread(target=binder)
+    a.start()
+    assert inside.wait(10)
+    for use in (lambda: model([1.0, 2.0]), model.parameters, model.named_parameters):
+        with pytest.raises(RuntimeError, match="another thread has replaced its parameters"):
+            use()
+    b = threading.Thread(target=other_binder)
+    b.start()
+    b.join(0.2)
+    assert b.is_alive()  # waiting for the first binding to end, not interleaving with it
+    release.set()
+    a.join(10)
+    b.join(10)
+    assert seen["second bound ran with"] == [1.0] * len(own)
+    assert [id(p) for p in model.parameters()] == [id(p) for p in own]
+    model([1.0, 2.0])  # and usable from here again
