@@ -8,10 +8,10 @@ import math
 import os
 import stat
 import struct
-import threading
 
 import numpy as np
 import pytest
+from threads import run_together
 
 from autodiff import Value, dot, grad, hessian, trace
 from nn import load, save
@@ -292,11 +292,7 @@ def test_writes_stay_atomic_on_failure_and_under_concurrent_saves(tmp_path, monk
     assert open(path, encoding="utf-8").read() == good
     assert os.listdir(tmp_path) == ["m.json"]  # no temporary file left behind
     models = [MLP(2, [4, 1], seed=s) for s in range(8)]
-    threads = [threading.Thread(target=save, args=(path, m)) for m in models]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([lambda m=m: save(path, m) for m in models]) == []
     twin = MLP(2, [4, 1], seed=99)
     load(path, twin)  # one of the eight, whole
     assert any(dump(twin.state_dict()) == dump(m.state_dict()) for m in models)
@@ -430,11 +426,7 @@ def test_the_policy_holds_in_other_threads():
     def run(name):
         results[name] = {k: bits(v) for k, v in _all_paths(*CHAIN_CASES[name]).items()}
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in CHAIN_CASES]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([lambda n=n: run(n) for n in CHAIN_CASES]) == []
     assert set(results) == set(CHAIN_CASES)
     for name, answers in results.items():
         assert len({tuple(v) for v in answers.values()}) == 1, name

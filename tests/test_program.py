@@ -17,6 +17,7 @@ import pytest
 from graphs import Graph, graphs
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from threads import run_together
 
 from autodiff import Rule, Value, op, trace
 from autodiff.trace import Program
@@ -148,7 +149,6 @@ def test_the_one_sort_is_safe_across_threads():
     """topological_order counts in the nodes, under the lock backward takes: threads that
     trace, sort, take grad() and back-propagate through shared Values at once get the same
     numbers, and every counter is back at 0."""
-    import threading
 
     from autodiff import grad, topological_order
     from nn import MLP
@@ -177,10 +177,6 @@ def test_the_one_sort_is_safe_across_threads():
         except Exception as e:  # reported below: an assert in a thread does not fail a test
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([work] * 6) == []
     assert errors == []
     assert all(v._uses == 0 for v in [*params, *x])

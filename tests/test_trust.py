@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import sys
 import threading
 
 import pytest
+from threads import run_together
 
 from autodiff import TraceError, Value, dot, grad, hessian, is_grad_enabled, no_grad, trace
 from nn import losses
@@ -130,11 +130,7 @@ def test_overlapping_no_grad_blocks_in_two_threads_exiting_out_of_order():
             b_in.set()
             a_out.wait(5)
 
-    threads = [threading.Thread(target=a), threading.Thread(target=b)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([a, b]) == []
     assert is_grad_enabled()  # was: off for the whole process
     x = Value(2.0)
     (x * x).backward()
@@ -181,11 +177,7 @@ def test_two_threads_tracing_at_once_both_get_their_own_function():
 
         return run
 
-    threads = [threading.Thread(target=make("a", 2.0)), threading.Thread(target=make("b", -3.0))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([make("a", 2.0), make("b", -3.0)]) == []
     for name, k in (("a", 2.0), ("b", -3.0)):
         x, y = Value(0.5), Value(-0.25)
         out = (x * k + y).tanh()
@@ -216,8 +208,6 @@ def test_many_threads_get_bit_for_bit_what_one_thread_gets():
     expected = {s: _workload(s) for s in seeds}
     got: dict[int, object] = {}
     barrier = threading.Barrier(len(seeds), timeout=30)
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads as often as possible
 
     def run(s):
         barrier.wait()
@@ -230,14 +220,8 @@ def test_many_threads_get_bit_for_bit_what_one_thread_gets():
             if got[s] != expected[s]:
                 return
 
-    try:
-        threads = [threading.Thread(target=run, args=(s,)) for s in seeds]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    # switch threads as often as possible
+    assert run_together([lambda s=s: run(s) for s in seeds], switch_interval=1e-5) == []
     assert got == expected
     assert is_grad_enabled()
 
@@ -254,11 +238,7 @@ def test_threads_back_propagating_through_shared_parameters_add_up():
         one(x)
     serial = [p.grad for p in model.parameters()]
     model.zero_grad()
-    threads = [threading.Thread(target=one, args=(x,)) for x in xs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_together([lambda x=x: one(x) for x in xs]) == []
     # backward passes are serialized: the sums are right, in some order of the samples
     assert [p.grad for p in model.parameters()] == pytest.approx(serial, rel=1e-12, abs=1e-15)
 
@@ -341,16 +321,8 @@ def test_threads_tracing_one_model_at_once_leave_it_intact():
         except Exception as e:  # reported below
             errors.append(repr(e))
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads often: inside bound's swaps too
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    # switch threads often: inside bound's swaps too
+    assert run_together([work] * 6, switch_interval=1e-5) == []
     assert errors == []
     assert [id(p) for p in model.parameters()] == [id(p) for p in own]
 
