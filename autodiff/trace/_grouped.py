@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autodiff.rules import RULES, sigmoid_float
-from autodiff.trace._program import Program, local_forms, placeholder_index
+from autodiff.trace._program import Program, local_kinds
 
 __all__ = ["GroupedCode"]
 
@@ -143,7 +143,7 @@ class GroupedCode:
         local_consts = {1.0}
         for name, m in set(zip(self.eff_op, map(len, self.eff_args))):
             if name != _SUM:
-                local_consts.update(d[1] for d in _local_kinds(name, m) if d[0] == "const")
+                local_consts.update(d[1] for d in local_kinds(name, m) if d[0] == "const")
         ordered = sorted(local_consts, key=_key)
         self.namespace["_K"] = np.array([tape.value[s] for s in consts] + ordered)
         self.const_slot = {_key(x): k + i for i, x in enumerate(ordered)}
@@ -219,7 +219,7 @@ class GroupedCode:
         k = self.n_values
         for name, start, end, members in self.groups:
             m = len(self.eff_args[members[0]])
-            kinds = [("const", 1.0)] * m if name == _SUM else _local_kinds(name, m)
+            kinds = [("const", 1.0)] * m if name == _SUM else local_kinds(name, m)
             base = self.eptr[members]
             for j, kind in enumerate(kinds):
                 if kind[0] == "const":
@@ -337,26 +337,3 @@ class GroupedCode:
 def _key(x: float) -> tuple[float, float]:
     """A float as a key that tells −0.0 from 0.0 (and NaN from nothing else: repr)."""
     return (x, math.copysign(1.0, x)) if x == x else (math.inf, 0.0)
-
-
-def _local_kinds(name: str, nargs: int) -> list[tuple[Any, ...]]:
-    """What each local derivative of `name` is, read off the program's templates
-    (:func:`~._program.local_forms`): ``("const", x)``, ``("arg", i)``, ``("out",)``,
-    ``("code", template)`` -- the formula as array code over the inputs ``{0}…`` and
-    the output ``{nargs}`` -- or ``("call",)`` when the rule needs the numbers (it is
-    then mapped over floats)."""
-    forms = local_forms(name, nargs)
-    if forms is None:
-        return [("call",)] * nargs
-    kinds: list[tuple[Any, ...]] = []
-    for d in forms:
-        i = placeholder_index(d)
-        if isinstance(d, float):
-            kinds.append(("const", d))
-        elif i == nargs:
-            kinds.append(("out",))
-        elif i is not None:
-            kinds.append(("arg", i))
-        else:
-            kinds.append(("code", d.code))
-    return kinds

@@ -46,6 +46,7 @@ __all__ = [
     "forward_form",
     "literal",
     "local_forms",
+    "local_kinds",
     "placeholder_index",
     "sum_lines",
 ]
@@ -197,29 +198,47 @@ def local_forms(name: str, nargs: int) -> tuple[Form, ...] | None:
     return forms
 
 
-_UNITS: dict[tuple[str, int], tuple[Rule, tuple[float | int | None, ...], tuple[int, ...]]] = {}
+_KINDS: dict[tuple[str, int], tuple[Rule, tuple[tuple[Any, ...], ...]]] = {}
+
+
+def local_kinds(name: str, nargs: int) -> tuple[tuple[Any, ...], ...]:
+    """What each local derivative of `name` on `nargs` inputs is, read off its templates:
+    ``("const", x)``, ``("arg", i)`` (input i itself), ``("out",)`` (the output),
+    ``("code", template)`` -- a formula over the inputs ``{0}…`` and the output
+    ``{nargs}`` -- or ``("call",)`` when the rule needs the numbers."""
+    rule = RULES[name]
+    known = _KINDS.get((name, nargs))
+    if known is not None and known[0] is rule:
+        return known[1]
+    forms = local_forms(name, nargs)
+    kinds: list[tuple[Any, ...]] = []
+    for d in forms or [None] * nargs:
+        i = placeholder_index(d) if d is not None else None
+        if d is None:
+            kinds.append(("call",))
+        elif isinstance(d, float):
+            kinds.append(("const", d))
+        elif i == nargs:
+            kinds.append(("out",))
+        elif i is not None:
+            kinds.append(("arg", i))
+        else:
+            kinds.append(("code", d.code))
+    _KINDS[(name, nargs)] = (rule, tuple(kinds))
+    return tuple(kinds)
 
 
 def _unit_kinds(name: str, nargs: int) -> tuple[tuple[float | int | None, ...], tuple[int, ...]]:
     """For each local derivative of `name`: 1.0 or −1.0 if it is that constant, the index of
-    the input it is (an int), or None; and where the ints are."""
-    rule = RULES[name]
-    known = _UNITS.get((name, nargs))
-    if known is not None and known[0] is rule:
-        return known[1], known[2]
-    forms = local_forms(name, nargs)
-    kinds: list[float | int | None] = []
-    for d in forms or (None,) * nargs:
-        if d is None:
-            kinds.append(None)
-        elif type(d) is float:
-            kinds.append(d if d in (1.0, -1.0) else None)
+    the input it is (an int: 1.0 or −1.0 if that input is such a constant), or None; and
+    where the ints are."""
+    units: list[float | int | None] = []
+    for kind in local_kinds(name, nargs):
+        if kind[0] == "const":
+            units.append(kind[1] if kind[1] in (1.0, -1.0) else None)
         else:
-            i = placeholder_index(d)
-            kinds.append(i if i is not None and i < nargs else None)
-    inputs = tuple(j for j, k in enumerate(kinds) if type(k) is int)
-    _UNITS[(name, nargs)] = (rule, tuple(kinds), inputs)
-    return tuple(kinds), inputs
+            units.append(kind[1] if kind[0] == "arg" else None)
+    return tuple(units), tuple(j for j, u in enumerate(units) if type(u) is int)
 
 
 def placeholder_index(form: Form) -> int | None:
