@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 import numbers
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -45,12 +47,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from autodiff.rules import RULES, Rule, overflow, pow_ieee, select_float
 
 __all__ = [
+    "Lease",
     "Number",
     "Value",
     "dot",
     "enable_grad",
     "gc_paused",
     "is_grad_enabled",
+    "local_on_values",
     "logsumexp",
     "no_grad",
     "op",
@@ -88,6 +92,174 @@ def _recording() -> bool:
 _observers = 0
 _observers_lock = threading.Lock()
 _observer: ContextVar[Any] = ContextVar("autodiff trace observer", default=None)
+
+# A rule's `local` evaluated on Values (a derivative to be differentiated again): the rule,
+# while it runs in this thread or task, so that taking a number out of a Value there
+# (float(), math.sin) raises instead of freezing the derivative.
+_in_local: ContextVar[Rule | None] = ContextVar("autodiff local on values", default=None)
+
+
+def local_on_values(rule: Rule, args: Sequence[Value], out: Value) -> tuple[Any, ...]:
+    """``rule.local(*args, out)`` on Values: the local derivatives as Values (or constant
+    floats) whose own graphs can be differentiated again -- what ``grad(...,
+    create_graph=True)`` and so ``hessian`` use.
+
+    A `local` that takes a number out of a Value -- ``math.sin(a)``, ``float(a)``,
+    ``int(a)``, ``round(a)`` -- would give a number with no derivative: a second
+    derivative silently 0. That raises TypeError here, naming the rule and what to
+    write instead. Other operations (built-in, or the user's own from :func:`op`) are
+    fine inside a `local`: derivative towers as in JAX.
+    """
+    token = _in_local.set(rule)
+    try:
+        return tuple(rule.local(*args, out))
+    finally:
+        _in_local.reset(token)
+
+
+def _number_taken(v: Value, how: str) -> None:
+    rule = _in_local.get()
+    name = rule.name if rule is not None else "?"
+    raise TypeError(
+        f"Rule {name!r}: its local derivative took the number out of a Value with {how}, "
+        f"at {v.data!r}; what it computes from that number would be a constant to "
+        "autodiff, so its own derivative (a second derivative, a Hessian) would be "
+        "silently 0. Write the local with operations on its inputs: arithmetic, ** and "
+        "abs(), autodiff.rules' exp, log, sigmoid, power, select and number, Value "
+        "methods (a.tanh()), or your own operations from autodiff.op (a sin whose local "
+        "calls your cos)"
+    )
+
+
+# -- Values whose numbers are held elsewhere for a while -------------------------------
+# nn's compiled training keeps a model's parameters in one array while its steps run,
+# under a Lease. The Values stay the numbers' one home in what anyone sees: reading a
+# leased Value's .data or .grad, computing with any Value, backward(), pickling and
+# copying first bring every Lease's newer numbers home (_settle_all), and writing a
+# leased Value's .data tells its Lease to read the Values again before its next step.
+# Two counters keep this free when nothing is leased: reads look at `_newer` (Leases
+# holding numbers newer than their Values'), writes at `_leased` (Values leased at all).
+_newer = 0
+_leased = 0
+_NEWER: list[Lease] = []  # held strongly until settled: dropping a step loses no numbers
+_LEASES: dict[int, weakref.ref[Lease]] = {}  # id(Value) -> its Lease
+_leases_lock = threading.RLock()
+
+
+class Lease:
+    """The numbers of `values` held elsewhere -- by `numbers`, which gives the holder's
+    current ``(data, grads)``, one float each, in the order of `values`.
+
+    The holder calls :meth:`take` before it computes with its own copy (it then holds
+    the Values: another Lease holding any of them hands its numbers back and loses
+    them all), :meth:`newer` after a step that changed its numbers, and reads the
+    Values again when :attr:`edited` (a leased Value's ``.data`` was set) or when it
+    no longer :attr:`holds` them. :meth:`settle` writes the holder's numbers into the
+    Values; every read of a Value does so first while any Lease is newer.
+    """
+
+    def __init__(
+        self, values: Sequence[Value], numbers: Callable[[], tuple[Sequence[float], Any]]
+    ) -> None:
+        self.values = list(values)
+        self._numbers = numbers
+        #: held while the holder computes or writes back: one of them at a time
+        self.lock = threading.RLock()
+        self.is_newer = False
+        #: a leased Value's .data was set by hand: the holder must read the Values again
+        self.edited = False
+        #: whether this Lease holds its Values (another may have taken them)
+        self.holds = False
+
+    def take(self) -> None:
+        """Hold the Values (the holder has just read their numbers)."""
+        global _leased
+        with _leases_lock:
+            others = {}
+            for v in self.values:
+                ref = _LEASES.get(id(v))
+                other = ref() if ref is not None else None
+                if other is not None and other is not self:
+                    others[id(other)] = other
+            for other in others.values():
+                other.release()
+            me = weakref.ref(self, _forget(list(map(id, self.values))))
+            for v in self.values:
+                _LEASES[id(v)] = me
+            _leased = len(_LEASES)
+            self.holds, self.edited = True, False
+
+    def release(self) -> None:
+        """Hand the numbers back and hold the Values no more."""
+        global _leased
+        with self.lock, _leases_lock:
+            self.settle()
+            for v in self.values:
+                ref = _LEASES.get(id(v))
+                if ref is not None and ref() is self:
+                    del _LEASES[id(v)]
+            _leased = len(_LEASES)
+            self.holds = False
+
+    def newer(self) -> None:
+        """The holder's numbers changed (a step): the Values are behind until settled."""
+        global _newer
+        with _leases_lock:
+            if not self.is_newer:
+                self.is_newer = True
+                _NEWER.append(self)
+                _newer = len(_NEWER)
+
+    def settle(self) -> None:
+        """Write the holder's newer numbers into the Values, ``.data`` and ``.grad``; the
+        flag is cleared only once all are written (a reader in another thread waits)."""
+        global _newer
+        with self.lock:
+            if not self.is_newer:
+                return
+            data, grads = self._numbers()
+            for v, x, g in zip(self.values, data, grads):
+                v._data = x
+                v._grad = g
+            with _leases_lock:
+                self.is_newer = False
+                _NEWER.remove(self)
+                _newer = len(_NEWER)
+
+
+def _forget(ids: list[int]) -> Callable[[Any], None]:
+    """A weakref callback dropping a collected Lease's entries from _LEASES."""
+
+    def forget(ref: Any) -> None:
+        global _leased
+        with _leases_lock:
+            for i in ids:
+                if _LEASES.get(i) is ref:
+                    del _LEASES[i]
+            _leased = len(_LEASES)
+
+    return forget
+
+
+def _settle_all() -> None:
+    """Bring every Lease's newer numbers home (cheap when none is newer)."""
+    for lease in list(_NEWER):
+        lease.settle()
+
+
+def _write(v: Value, x: float) -> None:
+    """Set a Value's .data by hand: if it is leased, bring the numbers home first, and
+    tell its Lease to read the Values again before its next step."""
+    ref = _LEASES.get(id(v))
+    lease = ref() if ref is not None else None
+    if lease is None:
+        v._data = x
+        return
+    with lease.lock:
+        lease.settle()
+        v._data = x
+        lease.edited = True
+
 
 # The topological sort keeps a counter on each node while it runs (backward(), and the
 # trace's tape, which numbers the nodes in the same slot after it): one at a time.
@@ -253,7 +425,7 @@ class Value:
 
     __slots__ = (
         "_data",
-        "grad",
+        "_grad",
         "_label",
         "op",
         "_p0",
@@ -264,7 +436,7 @@ class Value:
         "__weakref__",
     )
 
-    grad: float
+    _grad: float
     op: str
     _label: str
     _data: float
@@ -277,7 +449,7 @@ class Value:
     def __init__(self, data: Number, label: str = "") -> None:
         self._label = _check_label(label, "Value")
         self._data = as_float(data, "Value")
-        self.grad = 0.0
+        self._grad = 0.0
         self.op = ""
         self._p0 = self._p1 = None
         self._uses = 0
@@ -319,21 +491,80 @@ class Value:
     def __repr__(self) -> str:
         label = f", label={self._label!r}" if self._label else ""
         op = f", op={self.op!r}" if self.op else ""
-        return f"Value(data={self._data!r}, grad={self.grad!r}{label}{op})"
+        return f"Value(data={self.data!r}, grad={self.grad!r}{label}{op})"
 
     @property
     def data(self) -> float:
         """The number held, a float. Settable (optimizers do), to a real number only."""
         if _observers:  # only while autodiff.trace runs a function, in some thread
             _observe(self, ".data")
+        if _newer:  # a Lease holds newer numbers than the Values': bring them home first
+            _settle_all()
         return self._data
 
     @data.setter
     def data(self, value: Number) -> None:
-        self._data = as_float(value, "Value.data")
+        x = as_float(value, "Value.data")
+        if _leased:
+            _write(self, x)
+        else:
+            self._data = x
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """What pickle and copy take: the slots, with any leased numbers brought home."""
+        if _newer:
+            _settle_all()
+        return None, {k: getattr(self, k) for k in _PICKLED if hasattr(self, k)}
+
+    @property
+    def grad(self) -> float:
+        """∂root/∂self after ``root.backward()`` (0.0 before); settable, to a real number."""
+        if _newer:
+            _settle_all()
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Number) -> None:
+        x = value if type(value) is float else as_float(value, "Value.grad")
+        if _newer:
+            _settle_all()
+        self._grad = x
+
+    # -- the number, taken out -------------------------------------------------------
+    # Each of these ends the graph: what is computed from the number is a constant to
+    # autodiff. Inside a rule's `local` evaluated on Values (a derivative that will be
+    # differentiated again) that would freeze the derivative without a word, so there
+    # they raise instead (see local_on_values).
 
     def __float__(self) -> float:
+        if _in_local.get() is not None:
+            _number_taken(self, "float() (or a math.* function)")
         return self.data
+
+    def __int__(self) -> int:
+        if _in_local.get() is not None:
+            _number_taken(self, "int()")
+        return int(self.data)
+
+    def __trunc__(self) -> int:
+        if _in_local.get() is not None:
+            _number_taken(self, "math.trunc()")
+        return math.trunc(self.data)
+
+    def __floor__(self) -> int:
+        if _in_local.get() is not None:
+            _number_taken(self, "math.floor()")
+        return math.floor(self.data)
+
+    def __ceil__(self) -> int:
+        if _in_local.get() is not None:
+            _number_taken(self, "math.ceil()")
+        return math.ceil(self.data)
+
+    def __round__(self, ndigits: int | None = None) -> float | int:
+        if _in_local.get() is not None:
+            _number_taken(self, "round()")
+        return round(self.data, ndigits)
 
     def __bool__(self) -> bool:
         """True unless the number is 0, as for a number (and a PyTorch scalar)."""
@@ -356,6 +587,8 @@ class Value:
     def __add__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _ADD)
+        if _newer:
+            _settle_all()
         a = self._data
         b = other._data  # type: ignore[union-attr]
         out = a + b
@@ -363,7 +596,7 @@ class Value:
             overflow("add", "+", (a, b), out)
         v = _new(Value)
         v._data = out
-        v.grad = 0.0
+        v._grad = 0.0
         v._label = ""
         v._uses = 0
         if not _blocks or _recording():
@@ -383,6 +616,8 @@ class Value:
     def __mul__(self, other: Value | Number) -> Value:
         if type(other) is not Value:
             other = _lift(other, _MUL)
+        if _newer:
+            _settle_all()
         a = self._data
         b = other._data  # type: ignore[union-attr]
         out = a * b
@@ -390,7 +625,7 @@ class Value:
             overflow("mul", "×", (a, b), out)
         v = _new(Value)
         v._data = out
-        v.grad = 0.0
+        v._grad = 0.0
         v._label = ""
         v._uses = 0
         if not _blocks or _recording():
@@ -480,16 +715,18 @@ class Value:
             gradient = as_float(gradient, "backward: gradient")
         if _observers:
             _observe(self, "backward()")
+        if _newer:  # leaves' gradients are added to: bring any held elsewhere home first
+            _settle_all()
         with backward_lock:
             self._backward(gradient)
 
     def _backward(self, gradient: float) -> None:
         p: Any  # a parent, or dot's tuple of parents: one local for speed in the loops below
         seen = [self]  # every node, once
-        saved = [self.grad]  # the gradient each held before, to restore on error
+        saved = [self._grad]  # the gradient each held before, to restore on error
         held = []  # leaves and the gradient they held before this pass
         if self._p0 is None:
-            held.append((self, self.grad))
+            held.append((self, self._grad))
         stack = [self]
         try:
             while stack:
@@ -501,35 +738,35 @@ class Value:
                     n = p._uses
                     if n == 0:
                         seen.append(p)
-                        saved.append(p.grad)
+                        saved.append(p._grad)
                         if p._p0 is None:
-                            held.append((p, p.grad))
+                            held.append((p, p._grad))
                         else:
                             stack.append(p)
-                        p.grad = 0.0
+                        p._grad = 0.0
                     p._uses = n + 1
-            self.grad = gradient
+            self._grad = gradient
             ready: list[Value] = [self] if self._p0 is not None else []
             while ready:
                 node = ready.pop()
-                g = node.grad
+                g = node._grad
                 p = node._p0
                 if type(p) is tuple:  # dot: many parents
                     for p, local in zip(p, node._d0):  # noqa: B020
-                        p.grad += local * g
+                        p._grad += local * g
                         n = p._uses - 1
                         p._uses = n
                         if n == 0 and p._p0 is not None:
                             ready.append(p)
                     continue
-                p.grad += node._d0 * g
+                p._grad += node._d0 * g
                 n = p._uses - 1
                 p._uses = n
                 if n == 0 and p._p0 is not None:
                     ready.append(p)
                 p = node._p1
                 if p is not None:
-                    p.grad += node._d1 * g
+                    p._grad += node._d1 * g
                     n = p._uses - 1
                     p._uses = n
                     if n == 0 and p._p0 is not None:
@@ -538,10 +775,10 @@ class Value:
             # once, so that a repeated pass adds the very same float again:
             # backward() twice is exactly 2×, not 2× ± rounding.
             for leaf, before in held:
-                leaf.grad += before
+                leaf._grad += before
         except BaseException:  # e.g. KeyboardInterrupt: put every gradient back
             for node, before in zip(seen, saved):
-                node.grad = before
+                node._grad = before
                 node._uses = 0
             raise
 
@@ -608,7 +845,7 @@ def _leaf(data: float) -> Value:
     """A new leaf holding `data` (a float), with no label."""
     v = _new(Value)
     v._data = data
-    v.grad = 0.0
+    v._grad = 0.0
     v._label = v.op = ""
     v._p0 = v._p1 = None
     v._uses = 0
@@ -621,7 +858,7 @@ def _node(out: float, op: str, p0: Any, p1: Value | None, d0: Any, d1: float) ->
     """A new Value `out`, made by `op` from p0 (and p1) with local derivatives d0 (and d1)."""
     v = _new(Value)
     v._data = out
-    v.grad = 0.0
+    v._grad = 0.0
     v._label = ""
     v._uses = 0
     v.op = op
@@ -646,62 +883,97 @@ def _lift(x: object, rule: Rule) -> Value:
     )
 
 
-def _apply1(rule: Rule, a: Value) -> Value:
-    x = a._data
-    out = rule.forward(x)  # no built-in unary op overflows silently: exp raises, the rest can't
-    if _blocks and not _recording():
-        v = _leaf(out)
-        if _observers:
-            _note_unrecorded(v, (a,))
-        return v
-    (d0,) = rule.local(x, out)
-    return _node(out, rule.name, a, None, d0, 0.0)
+def _apply(rule: Rule, *args: Value) -> Value:
+    """Record one operation: the one path every operation takes -- a built-in or a user's
+    (:func:`op`), called as a function, a method or an operator (``+`` and ``×`` are
+    written out in the class for speed, with this path's checks and the same numbers;
+    tests/test_rules_table.py pins every way of calling every rule to the same bits and
+    the same errors).
 
-
-def _apply2(rule: Rule, a: object, b: object) -> Value:
-    a = _lift(a, rule)
-    b = _lift(b, rule)
-    x, y = a._data, b._data  # type: ignore[attr-defined]
-    out = rule.forward(x, y)
-    if out - out:
-        overflow(rule.name, rule.symbol, (x, y), out)
-    if _blocks and not _recording():
-        v = _leaf(out)
-        if _observers:
-            _note_unrecorded(v, (a, b))  # type: ignore[arg-type]
-        return v
-    d0, d1 = rule.local(x, y, out)
-    return _node(out, rule.name, a, b, d0, d1)  # type: ignore[arg-type]
-
-
-def _apply_n(rule: Rule, args: Sequence[Value]) -> Value:
-    """A node of a rule with any number of inputs (dot, logsumexp, pick): tuples of parents
-    and of local derivatives, in ``_p0`` and ``_d0``."""
-    data = [a._data for a in args]
+    The numeric policy, for every rule: the result is stored as a float (TypeError
+    naming the rule for a result that is not a real number); finite inputs that give
+    ±inf raise OverflowError, and NaN ValueError, naming the operation and its inputs
+    (:func:`~autodiff.rules.overflow`); the local derivatives are floats, one per input.
+    """
+    if _newer:
+        _settle_all()
+    n = len(args)
+    if n == 1:
+        data: tuple[float, ...] = (args[0]._data,)
+    elif n == 2:
+        data = (args[0]._data, args[1]._data)
+    else:
+        data = tuple([a._data for a in args])
     out = rule.forward(*data)
+    if type(out) is not float or out - out:  # not a float, or not finite
+        out = _checked(rule, data, out)
     if _blocks and not _recording():
         v = _leaf(out)
         if _observers:
             _note_unrecorded(v, args)
         return v
-    return _node(out, rule.name, tuple(args), None, tuple(rule.local(*data, out)), 0.0)
+    d = rule.local(*data, out)
+    if len(d) != n:
+        raise ValueError(f"{rule.name}: local gave {len(d)} derivatives for {n} inputs")
+    arity = rule.arity
+    if arity == 1:
+        d0 = d[0]
+        if type(d0) is not float:
+            d0 = as_float(d0, f"{rule.name}: its local derivative")
+        return _node(out, rule.name, args[0], None, d0, 0.0)
+    if arity == 2:
+        d0, d1 = d
+        if type(d0) is not float or type(d1) is not float:
+            d0 = as_float(d0, f"{rule.name}: its local derivative")
+            d1 = as_float(d1, f"{rule.name}: its local derivative")
+        return _node(out, rule.name, args[0], args[1], d0, d1)
+    if not all(type(x) is float for x in d):
+        d = tuple([as_float(x, f"{rule.name}: its local derivative") for x in d])
+    return _node(out, rule.name, args, None, tuple(d), 0.0)
+
+
+def _checked(rule: Rule, data: Sequence[float], out: object) -> float:
+    """The numeric policy on a result that is not a finite float: a real number becomes
+    a float (TypeError naming the rule otherwise); a non-finite result from finite
+    inputs raises (OverflowError for ±inf, ValueError for NaN); from inf or nan inputs it
+    stands."""
+    x = out if type(out) is float else as_float(out, f"{rule.name}: the result of its forward")
+    if x - x:
+        overflow(rule.name, rule.symbol, data, x)
+    return x  # type: ignore[return-value]
+
+
+# -- the rule table: adding operations ---------------------------------------------------
+
+# op() changes the table and Value's methods together, under one lock: two threads are
+# never both granted one name. Readers (traces) take a snapshot of the table (dict(RULES),
+# atomic), so none sees it half-updated.
+_registry_lock = threading.Lock()
+# the user operations that have computed something: Values recorded with them (and traces
+# of those) may be alive, so their rule is theirs for good -- replace= is refused for them
+_used: set[str] = set()
 
 
 def op(rule: Rule, *, replace: bool = False) -> Callable[..., Any]:
     """Add an operation: `rule` (a :class:`~autodiff.rules.Rule`) is checked, entered in
     the rule table, and returned as a function of Values and numbers.
 
-    A name already taken is refused -- unless ``replace=True`` and it was taken by an
-    operation added with ``op`` (re-running a notebook cell): a built-in never is.
-    With ``rule.method`` set, Values get that method too (``x.log1p()``), unless Value
-    has one of that name already.
+    A name already taken is refused -- unless ``replace=True``, it was taken by an
+    operation added with ``op`` (a built-in never is), and that operation has not
+    computed anything yet (re-running a notebook cell before using it). Once it has,
+    Values recorded with it may be alive, and their derivatives -- at every order, in
+    every trace -- must stay its rule's: restart, or give the new rule another name.
+    With ``rule.method`` set, Values get that method too (``x.log1p()``); a name Value
+    already answers to (its own methods, and those it inherits from ``object``, such as
+    ``__hash__`` or ``__reduce_ex__``) is refused.
 
     The operation then works like a built-in one everywhere: ``backward``, ``grad`` at
     every order, ``hessian``, ``trace`` (straight-line and grouped code: the eager
     numbers bit for bit), batched traces (through ``rule.array``, or ``forward`` mapped
     over numpy arrays element by element), the renders (``rule.symbol``), ``gradcheck``.
-    On numbers alone it returns a float; with a Value among its inputs, a Value. Its
-    result is checked as every operation's is: an overflow from finite inputs raises.
+    On numbers alone it returns a float; with a Value among its inputs, a Value. It is
+    recorded by the path every operation takes, with the same checks: an overflow from
+    finite inputs raises OverflowError, a NaN from finite inputs ValueError.
 
     >>> import math
     >>> from autodiff import Rule, Value, op
@@ -713,61 +985,62 @@ def op(rule: Rule, *, replace: bool = False) -> Callable[..., Any]:
     if not isinstance(rule, Rule):
         raise TypeError(f"op: expected a Rule, got {type(rule).__name__} {shown(rule)}")
     rule.check()
-    taken = RULES.get(rule.name)
-    if taken is not None and not (replace and rule.name not in _BUILTIN):
-        raise ValueError(
-            f"op: the name {rule.name!r} is taken (by the operation drawn as "
-            f"{taken.symbol!r}); give the rule another name"
-        )
-    methods = _methods(rule)  # rule.method, if the user gave one: x.log1p()
-    for name in methods:
-        held = getattr(Value.__dict__.get(name), "rule", None)
-        if name in Value.__dict__ and not (held is not None and held.name == rule.name):
-            raise ValueError(f"op: Value already has a method {name!r}; give the rule another")
-    RULES[rule.name] = rule
-    for name, fn in methods.items():
-        setattr(Value, name, fn)
+    methods = _methods(rule, user=True)  # rule.method, if the user gave one: x.log1p()
+    with _registry_lock:
+        taken = RULES.get(rule.name)
+        if taken is not None:
+            if not replace or rule.name in _BUILTIN:
+                raise ValueError(
+                    f"op: the name {rule.name!r} is taken (by the operation drawn as "
+                    f"{taken.symbol!r}); give the rule another name"
+                )
+            if rule.name in _used:
+                raise ValueError(
+                    f"op: {rule.name!r} has already computed something: Values recorded "
+                    "with it may be alive, and their derivatives (at every order, in every "
+                    "trace) must stay its rule's. Give the new rule another name, or start "
+                    "a new session (restart the kernel) to redefine it"
+                )
+        for name in methods:
+            held = getattr(Value.__dict__.get(name), "rule", None)
+            mine = taken is not None and held is taken and name in Value.__dict__
+            if hasattr(Value, name) and not mine:
+                raise ValueError(
+                    f"op: Value already answers to {name!r} (a method of its own or one "
+                    f"it inherits); give the rule {rule.name!r} another method name"
+                )
+        if taken is not None:  # the replaced rule's methods go with it
+            for name, fn in list(Value.__dict__.items()):
+                if getattr(fn, "rule", None) is taken:
+                    delattr(Value, name)
+        RULES[rule.name] = rule
+        for name, fn in methods.items():
+            setattr(Value, name, fn)
     arity = rule.arity
+    name = rule.name
 
     def apply(*args: Value | Number) -> Any:
         if arity is not None and len(args) != arity:
-            raise TypeError(f"{rule.name}: takes {arity} input(s), got {len(args)}")
+            raise TypeError(f"{name}: takes {arity} input(s), got {len(args)}")
+        _used.add(name)
+        for a in args:
+            if type(a) is not Value and not isinstance(a, numbers.Real):
+                symbolic = getattr(a, "_rule_call", None)  # a formula or a trace's symbol
+                if symbolic is not None:
+                    return symbolic(rule, args)
         lifted = [a if type(a) is Value else _lift(a, rule) for a in args]
-        if not any(type(a) is Value for a in args):  # numbers in, a number out
-            return _checked(rule, [a._data for a in lifted])
+        if any(type(a) is Value for a in args):
+            return _apply(rule, *lifted)
+        # numbers in, a number out: the forward and _apply's checks, no derivatives (a
+        # local may call this very operation on numbers: a sin whose local calls a cos)
         data = [a._data for a in lifted]
-        out = _checked(rule, data)
-        if _blocks and not _recording():
-            v = _leaf(out)
-            if _observers:
-                _note_unrecorded(v, lifted)
-            return v
-        locals_ = tuple(rule.local(*data, out))
-        if len(locals_) != len(data):
-            raise ValueError(
-                f"{rule.name}: local gave {len(locals_)} derivatives for {len(data)} inputs"
-            )
-        if arity == 1:
-            return _node(out, rule.name, lifted[0], None, locals_[0], 0.0)
-        if arity == 2:
-            return _node(out, rule.name, lifted[0], lifted[1], locals_[0], locals_[1])
-        return _node(out, rule.name, tuple(lifted), None, locals_, 0.0)
+        out = rule.forward(*data)
+        return out if type(out) is float and not out - out else _checked(rule, data, out)
 
-    apply.__name__ = apply.__qualname__ = rule.name
-    apply.__doc__ = f"The operation {rule.name!r} ({rule.symbol}), added with autodiff.op."
+    apply.__name__ = apply.__qualname__ = name
+    apply.__doc__ = f"The operation {name!r} ({rule.symbol}), added with autodiff.op."
     apply.rule = rule  # type: ignore[attr-defined]
     return apply
-
-
-def _checked(rule: Rule, data: Sequence[float]) -> float:
-    """rule.forward on `data`, held to the numeric policy: a float, and an overflow from
-    finite inputs raised."""
-    out = rule.forward(*data)
-    if type(out) is not float:
-        out = as_float(out, f"{rule.name}: forward's result")
-    if out - out:
-        overflow(rule.name, rule.symbol, data, out)
-    return out
 
 
 def logsumexp(zs: Sequence[Value | Number]) -> Value:
@@ -778,7 +1051,7 @@ def logsumexp(zs: Sequence[Value | Number]) -> Value:
     """
     if len(zs) == 0:
         raise ValueError("logsumexp: no scores (an empty sequence)")
-    return _apply_n(_LSE, [z if type(z) is Value else _lift(z, _LSE) for z in zs])
+    return _apply(_LSE, *[z if type(z) is Value else _lift(z, _LSE) for z in zs])
 
 
 def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
@@ -792,7 +1065,7 @@ def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
         raise ValueError("pick: no scores (an empty sequence)")
     args = [y if type(y) is Value else _lift(y, _PICK)]
     args += [z if type(z) is Value else _lift(z, _PICK) for z in zs]
-    return _apply_n(_PICK, args)
+    return _apply(_PICK, *args)
 
 
 def dot(
@@ -812,7 +1085,7 @@ def dot(
         *[w if type(w) is Value else _lift(w, rule) for w in ws],
         *[x if type(x) is Value else _lift(x, rule) for x in xs],
     )
-    return _apply_n(rule, args)
+    return _apply(rule, *args)
 
 
 # -- what autodiff.trace watches ------------------------------------------------------
@@ -857,26 +1130,38 @@ def observed(observer: Any) -> Iterator[None]:
 # -- Value's methods, from the rule table ---------------------------------------------
 
 
-def _methods(rule: Rule) -> dict[str, Callable[..., Value]]:
-    """The Value methods that apply `rule`: ``rule.method`` (a binary operator also its
-    reflected form), each carrying its rule as ``.rule``."""
+def _methods(rule: Rule, user: bool = False) -> dict[str, Callable[..., Value]]:
+    """The Value methods that apply `rule` through :func:`_apply`: ``rule.method`` (a
+    binary operator also its reflected form), each carrying its rule as ``.rule``. A
+    `user` rule's methods also mark it used (see :func:`op`)."""
     name = rule.method
     methods: dict[str, Callable[..., Value]]
     if not name:
         return {}
     if rule.arity == 1:
+        if user:
 
-        def unary(self: Value) -> Value:
-            return _apply1(rule, self)
+            def unary(self: Value) -> Value:
+                _used.add(rule.name)
+                return _apply(rule, self)
+
+        else:
+
+            def unary(self: Value) -> Value:
+                return _apply(rule, self)
 
         methods = {name: unary}
     elif rule.arity == 2 and name.startswith("__"):
 
         def binary(self: Value, other: Value | Number) -> Value:
-            return _apply2(rule, self, other)
+            if user:
+                _used.add(rule.name)
+            return _apply(rule, self, other if type(other) is Value else _lift(other, rule))
 
         def reflected(self: Value, other: Number) -> Value:
-            return _apply2(rule, other, self)
+            if user:
+                _used.add(rule.name)
+            return _apply(rule, other if type(other) is Value else _lift(other, rule), self)
 
         methods = {name: binary, "__r" + name[2:]: reflected}
     else:
@@ -898,5 +1183,6 @@ _ADD, _MUL, _POW = RULES["add"], RULES["mul"], RULES["pow"]  # the inlined + and
 _add_local = _ADD.local
 _mul_local = _MUL.local
 _DOT, _LSE, _PICK = RULES["dot"], RULES["logsumexp"], RULES["pick"]
+_PICKLED = ("_data", "_grad", "_label", "op", "_p0", "_p1", "_d0", "_d1", "_uses")
 _BUILTIN = frozenset(RULES)  # the operations no op() may replace
 assert all(rule.arity in (1, 2, None) for rule in RULES.values()), "see Layout"

@@ -105,7 +105,7 @@ def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
         if g is None or node._p0 is None:  # a zero derivative (skipped below) or a leaf
             continue
         parents = node.parents
-        locals_ = RULES[node.op].local(*parents, node)
+        locals_ = engine.local_on_values(RULES[node.op], parents, node)
         _check_unchanged(node, locals_)
         finite = _finite(g)
         for parent, local in zip(parents, locals_):

@@ -39,6 +39,7 @@ The numeric policy, the same for every operation:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import operator
@@ -78,11 +79,13 @@ _NAN = math.nan
 
 
 def overflow(name: str, symbol: str, inputs: Sequence[float], out: float) -> None:
-    """Raise OverflowError if finite `inputs` gave the non-finite `out`; else return.
+    """Raise if finite `inputs` gave the non-finite `out`; else return.
 
-    Called, by the engine and by traced code alike, only after a cheap test has
-    found `out` not finite (``out - out`` is 0.0 exactly for finite numbers).
-    NaN or infinite inputs are not an overflow: their result stands.
+    ±inf from finite inputs is an overflow (OverflowError); NaN from finite inputs is no
+    number at all (ValueError): both name the operation and its inputs. Called, by the
+    engine and by traced code alike, only after a cheap test has found `out` not finite
+    (``out - out`` is 0.0 exactly for finite numbers). NaN or infinite inputs are not an
+    error: their result stands.
     """
     if all(map(math.isfinite, inputs)):
         infix = _INFIX.get(name)
@@ -91,6 +94,8 @@ def overflow(name: str, symbol: str, inputs: Sequence[float], out: float) -> Non
         else:
             shown = ", ".join(map(repr, inputs[:6])) + (", ..." if len(inputs) > 6 else "")
             expr = f"{name} ({symbol}): {name}({shown})" if len(inputs) > 1 else f"{name}({shown})"
+        if out != out:
+            raise ValueError(f"{expr} is NaN (not a number) although its inputs are finite")
         raise OverflowError(f"{expr} overflows a float (the largest is 1.8e308)")
 
 
@@ -213,8 +218,8 @@ def _dot_float(b: float, *wx: float) -> float:
     # b + w₁x₁ + … it replaces (see `fold`)
     n = len(wx) // 2
     out = fold(map(operator.mul, wx[:n], wx[n:]), b)
-    if out - out:
-        overflow("dot", "Σ", (b, *wx), out)
+    if out - out:  # a NaN here is inf − inf of two overflowed partial sums: an overflow too
+        overflow("dot", "Σ", (b, *wx), out if out == out else _INF)
     return out
 
 
@@ -238,7 +243,7 @@ def _logsumexp_local(*args: Num) -> tuple[Num, ...]:
     if m - m != 0.0:  # an infinite or NaN score: the limit, e^(z − out), in IEEE arithmetic
         return tuple(exp(z - out) for z in zs)
     e = [exp(z - m) for z in zs]
-    total = math.fsum(e) if type(out) is float else reduce(operator.add, e)
+    total = reduce(operator.add, e)  # the same sum, left to right, on floats and Values
     return tuple(ei / total for ei in e)
 
 
@@ -439,7 +444,7 @@ class Rule:
                 "and the output: local(*inputs, out) must take forward's inputs, then out"
             )
 
-    @property
+    @functools.cached_property
     def arity(self) -> int | None:
         """How many inputs the operation takes (None: any number, as ``dot``)."""
         params = inspect.signature(self.local).parameters.values()

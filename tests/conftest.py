@@ -23,14 +23,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 @pytest.fixture
 def restore_rules():
     """The rule table as it was after the test: operations a test adds (autodiff.op) go."""
-    from autodiff import Value
+    from autodiff import Value, engine
     from autodiff.rules import RULES
 
     before = dict(RULES)
+    used = set(engine._used)  # which added operations have computed (op's replace= check)
     methods = dict(vars(Value))  # and the Value methods they bring (Rule.method)
     yield
     RULES.clear()
     RULES.update(before)
+    engine._used.clear()
+    engine._used.update(used)
     for name in set(vars(Value)) - set(methods):
         delattr(Value, name)
     for name, fn in methods.items():

@@ -144,10 +144,15 @@ def test_a_malformed_rule_is_refused_at_definition_naming_it(rule, error, match)
     assert RULES.get(rule.name) is not rule
 
 
-def test_replace_redefines_an_added_operation_never_a_built_in():
-    first = log1p_op()
+def test_replace_redefines_an_unused_operation_never_a_used_one_nor_a_built_in():
+    log1p_op()
     again = op(Rule("log1p", "l1p", math.log1p, lambda a, out: (1 / (1 + a),)), replace=True)
-    assert RULES["log1p"].symbol == "l1p" and first(1.0) == again(1.0)
+    assert RULES["log1p"].symbol == "l1p" and again(1.0) == math.log1p(1.0)
+    # once it has computed, Values recorded with it may be alive: their derivatives must
+    # stay its rule's, so redefining it is refused (and the table is unchanged)
+    with pytest.raises(ValueError, match="'log1p' has already computed something"):
+        op(Rule("log1p", "l2", math.log1p, lambda a, out: (2.0,)), replace=True)
+    assert RULES["log1p"] is again.rule
     with pytest.raises(ValueError, match="'tanh' is taken"):
         op(Rule("tanh", "t", math.tanh, lambda a, out: (1 - out * out,)), replace=True)
 
@@ -199,11 +204,12 @@ def test_a_user_rule_with_a_method_gives_values_that_method():
     assert y.data == 1e-20 and x.grad == 1.0 and y.op == "log1p"
     assert Value.log1p.__doc__ == "log(1 + x), exact for tiny x."
     assert log1p(1e-20) == 1e-20
-    again = op(
-        Rule("log1p", "l", math.log1p, lambda a, out: (1 / (1 + a),), method="log1p"),
-        replace=True,
-    )
-    assert Value.log1p.rule is again.rule
+    with pytest.raises(ValueError, match="already computed"):  # x.log1p() used it
+        op(
+            Rule("log1p", "l", math.log1p, lambda a, out: (1 / (1 + a),), method="log1p"),
+            replace=True,
+        )
+    assert Value.log1p.rule is log1p.rule
 
 
 def test_an_overflow_in_an_operation_written_as_arithmetic_is_raised_by_every_trace():

@@ -8,7 +8,11 @@ is ``("σ(u⁴)",)`` and ``local_formulas(RULES["mul"], ["W", "x"], "u")`` is
 
 A rule that branches on a number (``pow``, ``relu``, ``abs``) gets it from the
 inputs' values, so the printed formula is the branch the node took; a sign test
-is printed as a formula of its own (``1[u > 0]``, ``sign(u)``).
+is printed as a formula of its own (``1[u > 0]``, ``sign(u)``). A ``local`` may use
+anything the engine accepts -- ``**``, ``abs()``, the helpers, Value methods, other
+operations, the user's own (:func:`autodiff.op`): each prints as itself. Where no
+formula can be printed (a ``local`` that computes with plain numbers, or fails on
+these), the derivative is given as its number, with :data:`NO_FORMULA` saying so.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from autodiff.rules import Rule
+from autodiff.rules import RULES, Rule
 
-__all__ = ["Formula", "local_formulas", "operand"]
+__all__ = ["NO_FORMULA", "Formula", "local_formulas", "operand"]
+
+#: Printed after a local derivative's number where its rule gives no formula to print.
+NO_FORMULA = "(its rule's code gives no formula to print)"
+
+
+class _NoFormulaError(Exception):
+    """The rule took a number out of a formula: print its numbers instead."""
+
 
 # Precedence: a sum, a product or quotient, a negation, a power, an atom.
 _SUM, _PRODUCT, _NEG, _POWER, _ATOM = range(5)
@@ -97,6 +109,31 @@ class Formula:
     def __neg__(self) -> Formula:
         return Formula("−" + self._wrap(self, _POWER), _NEG)
 
+    def __pow__(self, other: Formula | float) -> Formula:
+        return self._power(other)
+
+    def __rpow__(self, other: float) -> Formula:
+        return self._of(other)._power(self)
+
+    def __abs__(self) -> Formula:
+        return Formula(f"|{self.text}|")
+
+    def __float__(self) -> float:
+        raise _NoFormulaError  # math.sin(formula): a number, not a formula
+
+    __int__ = __round__ = __bool__ = __float__  # type: ignore[assignment]
+
+    def _rule_call(self, rule: Rule, args: Sequence[Formula | float]) -> Formula:
+        """An operation (autodiff.op's, called inside a rule) applied to formulas."""
+        return Formula(f"{rule.symbol}({', '.join(self._of(a).text for a in args)})")
+
+    def __getattr__(self, name: str) -> object:
+        """A Value method of the rule table (``a.tanh()``) printed as its symbol."""
+        rule = next((r for r in list(RULES.values()) if r.method == name), None)
+        if rule is None or name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *rest: self._rule_call(rule, (self, *rest))
+
     def _call(self, name: str) -> Formula:
         return Formula(f"{name}({self.text})")
 
@@ -141,4 +178,14 @@ def local_formulas(
     """
     nums = [*values, *[math.nan] * (len(inputs) + 1 - len(values))]
     args = [Formula(operand(n), _ATOM, v) for n, v in zip([*inputs, output], nums)]
-    return tuple(Formula._of(d).text for d in rule.local(*args))
+    try:
+        forms = tuple(rule.local(*args))
+        if len(forms) == len(inputs) and all(isinstance(d, (Formula, float, int)) for d in forms):
+            return tuple(Formula._of(d).text for d in forms)
+    except Exception:  # any failure of user code means: print the numbers
+        pass
+    try:
+        numbers = tuple(rule.local(*nums[: len(inputs) + 1]))
+    except Exception:  # the numbers are not computable either: NaN, said so
+        numbers = (math.nan,) * len(inputs)
+    return tuple(f"{_const(float(d))} {NO_FORMULA}" for d in numbers)

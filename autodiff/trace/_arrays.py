@@ -57,15 +57,18 @@ def kernels(
     xp: Any,
 ) -> tuple[dict[str, object], dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
     """Helpers, forward kernels and local-derivative kernels for the namespace `xp`,
-    from each Rule's ``array`` and ``array_local`` (see the module docstring)."""
+    from each Rule's ``array`` and ``array_local`` (see the module docstring). Made from
+    one snapshot of the table (``dict(RULES)`` is atomic), so an operation added in
+    another thread meanwhile is either wholly in it or not at all."""
+    table = dict(RULES)
     forward: dict[str, Callable[..., Any]] = {
         name: functools.partial(rule.array, xp)
-        for name, rule in RULES.items()
+        for name, rule in table.items()
         if rule.array is not None
     }
     local: dict[str, Callable[..., Any]] = {
         name: functools.partial(rule.array_local, xp)
-        for name, rule in RULES.items()
+        for name, rule in table.items()
         if rule.array_local is not None
     }
     # the helpers the templates call for the rules' formulas (exp, log, σ)
@@ -76,7 +79,7 @@ def kernels(
         "_sigmoid": forward["sigmoid"],
     }
     if numpy_like(xp):  # operations without array kernels: mapped element by element
-        for name, rule in RULES.items():
+        for name, rule in table.items():
             if name not in forward and name != "dot":
                 forward[name] = _map_forward(rule.forward)
             if name not in local:

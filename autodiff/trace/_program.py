@@ -134,6 +134,9 @@ class Sym:
     def _refuse(self, *args: object) -> Any:
         raise NeedsNumbersError
 
+    # a user operation (autodiff.op) called inside a rule: its code runs at run time
+    _rule_call = _refuse
+
     # a branch, a power or a comparison needs the numbers: the rule is called at run time
     _select = _power = _number = _refuse
     __float__ = __bool__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
