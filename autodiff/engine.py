@@ -163,8 +163,9 @@ class Lease:
     ) -> None:
         self.values = list(values)
         self._numbers = numbers
-        #: held while the holder computes or writes back: one of them at a time
-        self.lock = threading.RLock()
+        #: held while the holder steps or hands back: one lock for all Leases, so that
+        #: two holders of one Value (taking it in turn) can never wait on each other
+        self.lock = _leases_lock
         self.is_newer = False
         #: a leased Value's .data was set by hand: the holder must read the Values again
         self.edited = False
@@ -192,7 +193,7 @@ class Lease:
     def release(self) -> None:
         """Hand the numbers back and hold the Values no more."""
         global _leased
-        with self.lock, _leases_lock:
+        with _leases_lock:
             self.settle()
             for v in self.values:
                 ref = _LEASES.get(id(v))

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import random
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,10 +43,8 @@ from typing import Any, NamedTuple
 
 from autodiff import Value, dot
 from autodiff.engine import shown
-from nn import serialize
-from nn.arrays import sync
 
-__all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Module", "Neuron"]
+__all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Member", "Module", "Neuron"]
 
 Input = Sequence["Value | float"]
 State = dict[str, "float | list[float]"]
@@ -103,9 +100,6 @@ def _registrable(value: object) -> bool:
     return isinstance(value, (list, tuple)) and any(isinstance(v, (Value, Module)) for v in value)
 
 
-_JUST_VALUES = {Value}
-
-
 # Module.bound changes the model in place: one thread at a time (reentrant: a bound
 # block may bind again).
 _BINDING = threading.RLock()
@@ -129,6 +123,25 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
+class Member(NamedTuple):
+    """One registered place of a module tree (see :meth:`Module.named_members`)."""
+
+    #: the dotted name (``layers.0.neurons.3.w``)
+    name: str
+    #: the Module, list or tuple that holds it (None for the module walked from)
+    holder: Any
+    #: its attribute name in a Module, or its index in a list or tuple
+    key: str | int | None
+    #: a Module, a Value, a list or tuple of Values only (one entry), or a mixed list
+    #: or tuple (whose items follow it)
+    value: Any
+
+
+def _is_vector(value: object) -> bool:
+    """A list or tuple of Values only: one state entry, one list of numbers."""
+    return isinstance(value, (list, tuple)) and all(type(v) is Value for v in value)
+
+
 class Module:
     """Something with parameters, found from its attributes (see the module docstring)."""
 
@@ -147,14 +160,13 @@ class Module:
         object.__delattr__(self, name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sync(self)
         if "_bound_by" in self.__dict__:
             _check_not_bound_elsewhere(self)
         return self.forward(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
-        """What pickle and copy take: the attributes, the parameters' numbers current."""
-        sync(self)
+        """What pickle and copy take: the attributes (the Values pickle their current
+        numbers themselves, also while compiled steps hold them)."""
         if "_bound_by" in self.__dict__:  # a copy made inside `bound` is not bound itself
             return {k: v for k, v in self.__dict__.items() if k != "_bound_by"}
         return self.__dict__
@@ -163,12 +175,36 @@ class Module:
         """What calling the module computes; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
-    # -- what is registered ---------------------------------------------------------
+    # -- what is registered: one walk, from which everything else derives ------------
 
-    def _entries(self) -> Iterator[tuple[str, Any]]:
-        """(name, value) of each registered attribute, in assignment order."""
-        for name in self.__dict__.get("_registered", {}):
-            yield name, getattr(self, name)
+    def named_members(self, prefix: str = "") -> Iterator[Member]:
+        """Every registered place of the tree, this module first, depth first in
+        assignment order: sub-modules, Values, lists and tuples (of Values only: one
+        member; mixed: the container, then each of its Values, modules and lists).
+
+        The one traversal of a module tree: ``parameters``, ``named_parameters``,
+        ``modules``, ``state_dict``, ``load_state_dict`` and ``bound`` all read it.
+        Iterative (no recursion, however deep the nesting). A tied weight appears at
+        each of its places.
+        """
+        stack: list[Member] = [Member(prefix.removesuffix("."), None, None, self)]
+        while stack:
+            member = stack.pop()
+            yield member
+            obj = member.value
+            if isinstance(obj, Module):
+                d = obj.__dict__
+                keys: list[Any] = list(d.get("_registered", ()))
+                items = [(k, getattr(obj, k)) for k in keys]
+                base = prefix if obj is self else f"{member.name}."
+            elif isinstance(obj, (list, tuple)) and not _is_vector(obj):
+                items = [
+                    (i, v) for i, v in enumerate(obj) if isinstance(v, (Value, Module, list, tuple))
+                ]
+                base = f"{member.name}."
+            else:
+                continue
+            stack.extend(Member(f"{base}{k}", obj, k, v) for k, v in reversed(items))
 
     def named_parameters(self, prefix: str = "") -> list[tuple[str, Value]]:
         """(dotted name, Value) for each distinct parameter, in a fixed order.
@@ -176,57 +212,33 @@ class Module:
         A Value registered in several places (a tied weight) is listed once, under
         the first name it is found by.
         """
-        sync(self)
         _check_not_bound_elsewhere(self)
         seen: set[int] = set()
         out: list[tuple[str, Value]] = []
-        for name, value in self._walk(prefix):
-            if id(value) not in seen:
-                seen.add(id(value))
-                out.append((name, value))
+        for name, _, _, value in self.named_members(prefix):
+            if type(value) is Value:
+                pairs = [(name, value)]
+            elif _is_vector(value):
+                pairs = [(f"{name}.{i}", v) for i, v in enumerate(value)]
+            else:
+                continue
+            for n, v in pairs:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append((n, v))
         return out
 
-    def _walk(self, prefix: str = "") -> Iterator[tuple[str, Value]]:
-        """Every (dotted name, Value) place, tied weights at each of their places."""
-        stack: list[tuple[str, Any]] = [(prefix, self)]
-        while stack:  # iterative, in assignment order
-            path, obj = stack.pop()
-            if isinstance(obj, Value):
-                yield path, obj
-                continue
-            if isinstance(obj, Module):
-                items = [(f"{path}{name}", v) for name, v in obj._entries()]
-            else:  # a list or tuple
-                items = [(f"{path}{i}", v) for i, v in enumerate(obj)]
-            for name, v in reversed(items):
-                if isinstance(v, Value):
-                    stack.append((name, v))
-                elif isinstance(v, (Module, list, tuple)):
-                    stack.append((name + ".", v))
-
     def parameters(self) -> list[Value]:
-        """Every trainable Value of this module, each once, in a fixed order.
-
-        The order of ``named_parameters()``, found without making the names: a
-        training loop asks for the parameters at every step (``zero_grad``).
-        """
-        sync(self)
+        """Every trainable Value of this module, each once, in ``named_parameters()``'s
+        order (found without making the names)."""
         _check_not_bound_elsewhere(self)
         out: list[Value] = []
-        stack: list[Any] = [self]
-        while stack:  # iterative, in assignment order
-            obj = stack.pop()
-            if isinstance(obj, Module):
-                d = obj.__dict__
-                stack.extend(reversed([d[name] for name in d.get("_registered", ())]))
-            elif isinstance(obj, Value):
-                out.append(obj)
-            elif set(map(type, obj)) == _JUST_VALUES:  # a list of Values: all at once
-                out.extend(obj)
-            else:
-                stack.extend(
-                    v for v in reversed(obj) if isinstance(v, (Value, Module, list, tuple))
-                )
+        for member in self.named_members():
+            value = member.value
+            if type(value) is Value:
+                out.append(value)
+            elif _is_vector(value):
+                out.extend(value)
         return list(dict.fromkeys(out))  # a tied weight once, where it is first found
 
     def zero_grad(self) -> None:
@@ -246,14 +258,9 @@ class Module:
 
     def modules(self) -> Iterator[Module]:
         """This module and every module inside it (each sub-module, and theirs)."""
-        stack: list[Any] = [self]
-        while stack:
-            obj = stack.pop()
-            if isinstance(obj, Module):
-                yield obj
-                stack.extend(v for _, v in obj._entries() if not isinstance(v, Value))
-            elif set(map(type, obj)) != _JUST_VALUES:  # a list of weights holds no module
-                stack.extend(v for v in obj if isinstance(v, (Module, list, tuple)))
+        for member in self.named_members():
+            if isinstance(member.value, Module):
+                yield member.value
 
     # -- substituting parameters (for autodiff.trace) --------------------------------
 
@@ -267,9 +274,9 @@ class Module:
         parameters are back in place on exit.
 
         Threads: binding changes the model itself, so one thread binds at a time
-        (another thread's ``bound`` waits), and while it does, using the model from
-        another thread -- calling it, asking for its parameters -- raises
-        RuntimeError instead of computing with the substituted Values.
+        (another thread's ``bound`` waits), and while it does, using the model or any
+        module inside it from another thread -- calling it, asking for its parameters
+        -- raises RuntimeError instead of computing with the substituted Values.
         """
         with _BINDING:
             own = self.parameters()
@@ -294,23 +301,42 @@ class Module:
                         m.__dict__["_bound_by"] = before
 
     def _substitute(self, mapping: dict[int, Value]) -> None:
-        """Replace each registered Value whose id is in `mapping`, everywhere it is held."""
-        for m in list(self.modules()):
-            for name, value in list(m._entries()):
-                if isinstance(value, Value):
-                    if id(value) in mapping:
-                        object.__setattr__(m, name, mapping[id(value)])
-                elif isinstance(value, list):
-                    get = mapping.get  # a list of weights: replaced in one pass
-                    value[:] = [get(id(v), v) if type(v) is Value else v for v in value]
-                elif isinstance(value, tuple):
-                    if any(isinstance(v, Value) and id(v) in mapping for v in value):
-                        new = tuple(
-                            mapping.get(id(v), v) if isinstance(v, Value) else v for v in value
-                        )
-                        object.__setattr__(m, name, new)
+        """Replace each registered Value whose id is in `mapping`, at every place it is
+        held: lists in place, tuples rebuilt (a tuple inside a tuple too)."""
+        rebuilt: dict[int, tuple[Any, ...]] = {}  # id(old tuple) -> its new tuple
+        for _, holder, key, value in reversed(list(self.named_members())):  # items first
+            if type(value) is Value:
+                new: Any = mapping.get(id(value), value)
+            elif isinstance(value, list):
+                get = mapping.get
+                value[:] = [get(id(v), v) if type(v) is Value else v for v in value]
+                continue
+            elif isinstance(value, tuple):
+                items = [
+                    rebuilt.get(id(v), v) if type(v) is not Value else mapping.get(id(v), v)
+                    for v in value
+                ]
+                new = tuple(items) if any(a is not b for a, b in zip(items, value)) else value
+            else:
+                continue
+            if new is value or holder is None:
+                continue
+            if isinstance(holder, Module):
+                object.__setattr__(holder, key, new)  # type: ignore[arg-type]
+            elif isinstance(holder, list):
+                holder[key] = new  # type: ignore[index]
+            else:  # a tuple: rebuilt when its own member comes (later in this order)
+                rebuilt[id(value)] = new
 
     # -- state ------------------------------------------------------------------------
+
+    def _state_entries(self) -> list[tuple[str, Any]]:
+        """(name, Value or list/tuple of Values) for each state entry, in order."""
+        return [
+            (m.name, m.value)
+            for m in self.named_members()
+            if type(m.value) is Value or _is_vector(m.value)
+        ]
 
     def state_dict(self) -> State:
         """The parameters' numbers: ``{dotted name: float, or list of floats}``.
@@ -318,29 +344,10 @@ class Module:
         A list (or tuple) of Values is one entry holding a list; a single Value a
         float. Plain data: ``json.dumps`` writes it, and floats round-trip exactly.
         """
-        sync(self)
         out: State = {}
         for name, entry in self._state_entries():
-            out[name] = (
-                [v._data for v in entry] if isinstance(entry, (list, tuple)) else entry._data
-            )
+            out[name] = [v.data for v in entry] if isinstance(entry, (list, tuple)) else entry.data
         return out
-
-    def _state_entries(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        for name, value in self._entries():
-            path = f"{prefix}{name}"
-            if isinstance(value, Value):
-                yield path, value
-            elif isinstance(value, Module):
-                yield from value._state_entries(path + ".")
-            elif all(isinstance(v, Value) for v in value):
-                yield path, value
-            else:
-                for i, v in enumerate(value):
-                    if isinstance(v, Value):
-                        yield f"{path}.{i}", v
-                    elif isinstance(v, Module):
-                        yield from v._state_entries(f"{path}.{i}.")
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
         """Set the parameters from `state` (as ``state_dict()`` gives it).
@@ -351,7 +358,6 @@ class Module:
         missing and unexpected names raise too; otherwise they are returned. A tied
         weight must get one number at all of its places.
         """
-        sync(self)
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict, got {type(state).__name__}")
         entries = dict(self._state_entries())
@@ -391,15 +397,6 @@ class Module:
         for v, f, _ in updates.values():
             v.data = f
         return LoadResult(missing, unexpected)
-
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the parameters to the JSON file `path` (:func:`nn.serialize.save`)."""
-        return serialize.save(path, self)
-
-    def load(self, path: str | os.PathLike[str]) -> Module:
-        """Set the parameters from the JSON file `path` (:func:`nn.serialize.load`); self."""
-        serialize.load(path, self)
-        return self
 
 
 def _real(x: object, where: str) -> float:

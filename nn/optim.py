@@ -28,7 +28,6 @@ from typing import Any
 from autodiff import Value, gc_paused
 from autodiff.engine import shown
 from autodiff.extras import require
-from nn.arrays import sync
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
@@ -105,7 +104,6 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Set every parameter's gradient to 0."""
-        sync(self)
         for p in self.params:
             p.grad = 0.0
 
@@ -116,7 +114,6 @@ class Optimizer:
         returns the loss), run it first, with the garbage collector paused for
         the whole step (see the module docstring); returns the loss as a leaf.
         """
-        sync(self)
         if closure is None:
             self._update()
             return None
@@ -141,7 +138,6 @@ class Optimizer:
 
     def state_dict(self) -> dict[str, Any]:
         """The settings and running state, as plain data (JSON-serialisable)."""
-        sync(self)
         return {"type": type(self).__name__, "lr": self.lr, **self._state()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -153,7 +149,6 @@ class Optimizer:
         second moments ≥ 0). ValueError or TypeError names the entry that does not fit.
         """
         name = type(self).__name__
-        sync(self)
         if not isinstance(state, Mapping):
             raise TypeError(f"{name}.load_state_dict: expected a dict, got {type(state).__name__}")
         if state.get("type") != name:

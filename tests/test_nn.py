@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import nn
 from autodiff import Value
 from nn import losses
 from nn.data import moons, xor
@@ -245,8 +246,9 @@ def test_state_dict_round_trips_through_json_bit_for_bit(tmp_path):
     b.load_state_dict(json.loads(json.dumps(state)))
     xs = [[0.1 * i, -0.3 * i + 0.5] for i in range(10)]
     assert [b(x).data for x in xs] == [a(x).data for x in xs]  # bit for bit
-    path = a.save(tmp_path / "model.json")
-    c = MLP(2, [4, 3, 1], seed=3).load(path)
+    path = nn.save(tmp_path / "model.json", a)
+    c = MLP(2, [4, 3, 1], seed=3)
+    nn.load(path, c)
     assert [c(x).data for x in xs] == [a(x).data for x in xs]
 
 

@@ -1,0 +1,250 @@
+"""Compiled training: a model's loss traced once, then stepped as generated code.
+
+* :func:`compile_step` -- the loss of a fixed batch and its gradient as straight-line
+  (or grouped) code, then the optimizer's usual ``step()``;
+* :func:`compile_batch_step` -- one sample's loss traced once and run over the whole
+  batch as matrix products, the optimizer's update done on arrays.
+
+**Where the numbers live.** A wide network has tens of thousands of parameters; a step
+that loops over them in Python (reading each ``.data``, setting each ``.grad``, updating
+each one) spends more time there than in its matrix products. So while
+:func:`compile_batch_step`'s steps run, an :class:`ArrayParameters` *owns* the
+parameters' numbers in one array, and hands them back whole: it holds the Values under
+an :class:`autodiff.engine.Lease`, and the engine brings the numbers home -- every
+``.data`` and ``.grad``, in one pass -- before anyone reads a Value (``.data``, ``.grad``,
+any arithmetic with it, ``backward()``, pickling, copying), and tells the holder when a
+Value's ``.data`` was set by hand, so that the next step reads the Values again.
+
+Why this design and not a Value that reads through to the array: the engine's
+operations read a Value's number from its slot, which is what makes them fast; a Value
+whose storage *is* an array would cost every operation of every graph an indirection.
+An owner that lends the numbers out and takes them back whole costs nothing between
+steps when nobody looks, and one pass over the parameters when somebody does. There is
+never a second copy anyone can read stale: there is one current place at a time, and
+the engine knows which.
+
+Several compiled steps sharing one optimizer over one model (minibatches) share one
+:class:`ArrayParameters` -- one array, one optimizer state -- so each step starts where
+the last one ended, whichever it was. Two holders of the same Values (two optimizers)
+take them in turn: the one about to step takes them, the other hands its numbers back
+first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from autodiff import Value, gc_paused, trace
+from autodiff.engine import Lease
+from autodiff.extras import require
+from nn.module import Module
+from nn.optim import Optimizer
+
+__all__ = ["ArrayParameters", "compile_batch_step", "compile_step", "keep_freed_memory"]
+
+
+def compile_step(
+    model: Module, loss_fn: Callable[[], Value], opt: Optimizer
+) -> Callable[[], float]:
+    """A training step from a trace: loss and gradient as generated code, then opt.step().
+
+    `loss_fn()` builds the loss from `model` as usual; it is traced once, as a
+    function of the model's distinct parameters (a tied weight is one input, so
+    its gradient sums over its uses, as in eager). The data the loss sees -- the
+    batch -- is baked in, and the trace refuses anything it could not replay
+    (see ``autodiff.trace``): a Value captured from outside the model, a branch on
+    the numbers. Each call of the returned function computes the loss and the
+    gradients at the current parameters, stores the gradients in ``.grad`` and
+    lets `opt` update. It returns the loss as a float; ``.traced`` on it is the
+    :class:`autodiff.Traced`.
+    """
+    params = model.parameters()
+
+    def loss_of(ps: list[Value]) -> Value:
+        with model.bound(ps):
+            return loss_fn()
+
+    with gc_paused():
+        traced = trace(loss_of, [p.data for p in params])
+
+    def step() -> float:
+        loss, grads = traced.value_and_grad([p.data for p in params])
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        return loss
+
+    step.traced = traced  # type: ignore[attr-defined]
+    return step
+
+
+class ArrayParameters:
+    """The numbers of an optimizer's parameters as one float64 array (and their last
+    gradient), owned while compiled steps run and handed back whole (module docstring).
+
+    One per optimizer, namespace and device: every compiled step of that optimizer
+    shares it (:meth:`of`).
+    """
+
+    def __init__(self, opt: Optimizer, xp: Any, device: Any = None) -> None:
+        self.opt = opt
+        self.params: list[Value] = list(opt.params)
+        self.xp = xp
+        self.device = device
+        self.kw = {} if device is None else {"device": device}
+        self.values: Any = None
+        self.grads: Any = None
+        self.lease = Lease(self.params, self._numbers)
+
+    @classmethod
+    def of(cls, opt: Optimizer, xp: Any, device: Any = None) -> ArrayParameters:
+        """The holder of `opt`'s parameters on `xp` and `device`: the one already made
+        (other compiled steps of `opt`), or a new one. It lives as long as `opt` does."""
+        held = _HOMES.setdefault(opt, [])
+        for home in held:
+            if home.xp is xp and home.device == device and home.params == opt.params:
+                return home
+        home = cls(opt, xp, device)
+        held.append(home)
+        return home
+
+    def _numbers(self) -> tuple[list[float], list[float]]:
+        """The numbers to hand back: the parameters' and their last gradient's."""
+        return self.values.tolist(), self.grads.tolist()
+
+    def step(self, run: Callable[[Any], tuple[float, Any]]) -> float:
+        """One step: `run(values)` gives the loss and the gradient (an array), then the
+        optimizer updates the array in place. The Values are read first if they were set
+        by hand, or if another holder had them, since the last step."""
+        lease = self.lease
+        with lease.lock:
+            if not lease.holds or lease.edited or self.values is None:
+                lease.take()  # any other holder hands its numbers back first
+                self.values = self.xp.asarray(
+                    [p.data for p in self.params], dtype=self.xp.float64, **self.kw
+                )
+            loss, grads = run(self.values)
+            self.opt.update(self.values, grads)
+            self.grads = grads
+            lease.newer()
+        return loss
+
+
+# optimizer -> the holders of its parameters (weakly: a dropped optimizer takes them along)
+_HOMES: weakref.WeakKeyDictionary[Optimizer, list[ArrayParameters]] = weakref.WeakKeyDictionary()
+
+
+def compile_batch_step(
+    model: Module,
+    sample_loss: Callable[[list[Value], Value], Value],
+    xs: Sequence[Sequence[float]],
+    ys: Sequence[float],
+    opt: Optimizer,
+    *,
+    xp: Any = None,
+    device: Any = None,
+    keep_memory: bool = True,
+) -> Callable[[], float]:
+    """A training step that runs one sample's traced loss over the whole batch at once.
+
+    `sample_loss(x, y)` builds one sample's loss from `model`, with the sample x
+    (a list of Values) and its label y (a Value), using arithmetic on y rather
+    than checks of its value (``(1 - y * model(x)).relu()``, not ``losses.hinge``).
+    It is traced once (``autodiff.trace(..., batched=True)``) as a function of the
+    parameters, x and y; each call computes the mean loss over the batch and its
+    gradient with the layers found (matrix products; see
+    ``BatchedTraced.mean_value_and_grad``) and updates the parameters as
+    ``opt.step()`` would, with the same arithmetic. Returns the mean loss as a float.
+    The batch is held as arrays of the namespace `xp` (numpy by default; a torch or
+    cupy namespace runs it there), on `device` (a GPU, for one) when given.
+
+    While the steps run, the parameters' numbers live in one array
+    (:class:`ArrayParameters`, see the module docstring): reading any parameter --
+    ``.data``, ``.grad``, calling the model, ``state_dict()``, pickling -- first brings
+    them home, whole, and a weight set by hand is what the next step starts from.
+    Several steps made for one optimizer (minibatches) share one array. An optimizer
+    over some of the parameters only (frozen ones), or in another order, takes the
+    per-Value path: each ``.grad`` set, then ``opt.step()``. With ``keep_memory`` (the
+    default) the C allocator is asked to reuse the memory of each step's arrays
+    (:func:`keep_freed_memory`), which makes wide layers about 1.6× faster.
+    """
+    params = model.parameters()
+    n = len(params)
+    if len(xs) != len(ys):
+        raise ValueError(f"compile_batch_step: {len(xs)} samples but {len(ys)} labels")
+    if not xs:
+        raise ValueError("compile_batch_step: the batch is empty")
+    d = len(xs[0])
+
+    def loss_of(v: list[Value]) -> Value:
+        with model.bound(v[:n]):
+            return sample_loss(v[n : n + d], v[n + d])
+
+    example = [p.data for p in params] + [*xs[0], ys[0]]
+    with gc_paused():
+        traced = trace(loss_of, example, batched=True, xp=xp)
+    if xp is None:
+        xp = require("numpy", "arrays", "compile_batch_step")
+    kw = {} if device is None else {"device": device}
+    columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64, **kw) for k in range(d)]
+    columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw))
+
+    if [id(p) for p in opt.params] != [id(p) for p in params]:
+        # an optimizer over other parameters, or in another order: set each .grad, step
+        def step_values() -> float:
+            loss, grads = traced.mean_value_and_grad([*(p.data for p in params), *columns])
+            for p, g in zip(params, grads[:n]):
+                p.grad = g
+            opt.step()
+            return loss
+
+        step_values.traced = traced  # type: ignore[attr-defined]
+        step_values.sync = lambda: None  # type: ignore[attr-defined]  # nothing is held
+        return step_values
+    home = ArrayParameters.of(opt, xp, device)
+    if keep_memory:
+        keep_freed_memory()  # each step's arrays reuse the last one's memory
+
+    def run(values: Any) -> tuple[float, Any]:
+        return traced.mean_value_and_grad_arrays(values, columns)  # type: ignore[no-any-return]
+
+    def step() -> float:
+        return home.step(run)
+
+    step.traced = traced  # type: ignore[attr-defined]
+    step.sync = home.lease.settle  # type: ignore[attr-defined]  # hand the numbers back now
+    return step
+
+
+_KEPT: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Let the C allocator reuse the memory of a step's arrays instead of returning it.
+
+    A training step makes and frees the same large arrays every time (a batch of 1,000
+    through a 256-wide layer: 2 MiB each). glibc serves blocks that large with fresh
+    ``mmap`` pages and gives them back on free, so every step pays a page fault per
+    page of every array -- here 40 % of a 2-256-256-1 step. Raising its thresholds
+    (``mallopt``: blocks up to 32 MiB from the heap, 128 MiB of free heap kept) makes
+    the next step reuse the same memory. The setting is process-wide and lasts; on a
+    C library other than glibc nothing is done. Returns whether it took effect.
+    """
+    global _KEPT
+    if _KEPT is None:
+        _KEPT = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None)
+                mallopt = libc.mallopt
+            except (OSError, AttributeError):  # not glibc
+                return False
+            m_trim_threshold, m_mmap_threshold = -1, -3
+            _KEPT = bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(32 << 20))) and bool(
+                mallopt(ctypes.c_int(m_trim_threshold), ctypes.c_int(128 << 20))
+            )
+    return _KEPT
