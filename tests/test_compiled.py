@@ -292,7 +292,7 @@ def test_readers_in_other_threads_never_see_numbers_half_handed_back():
         step()
         seen: list[list[float]] = []
 
-        def look() -> None:
+        def look(seen: list[list[float]] = seen) -> None:
             ps = model.parameters()
             seen.append([ps[-1].data, ps[0].data])
 

@@ -30,97 +30,51 @@ from collections.abc import Callable
 import numpy as np
 import oracle
 import pytest
+from ops import RECORDS
 
-from autodiff import Value, dot, grad, logsumexp, pick
+from autodiff import Value, grad
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e300, -1e300, math.inf, -math.inf, math.nan]
 LN2 = math.log(2.0)
 
 
-def _step(x):
-    return np.float64(1.0) if x > 0 else (np.float64(0.0) if x <= 0 else np.float64(np.nan))
-
-
-def _sign(x):
-    return np.sign(x)  # 0 at ±0, nan at nan
-
-
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x)) if x >= 0 else np.exp(x) / (1.0 + np.exp(x))
-
-
-def _softplus(x):
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x))) if x == x else x
-
-
-# name -> (the operation on a Value, closed forms [f, f', f'', f'''] of a float64)
-OPS: dict[str, tuple[Callable[[Value], Value], Callable[[np.float64], list[np.float64]]]] = {
-    "neg": (lambda v: -v, lambda x: [-x, -1.0, 0.0, 0.0]),
-    "exp": (lambda v: v.exp(), lambda x: [np.exp(x)] * 4),
-    "log": (lambda v: v.log(), lambda x: [np.log(x), 1 / x, -1 / x**2, 2 / x**3]),
-    "sqrt": (
-        lambda v: v.sqrt(),
-        lambda x: [np.sqrt(x), 0.5 / np.sqrt(x), -0.25 / np.sqrt(x) ** 3, 0.375 / np.sqrt(x) ** 5],
+# name -> (the operation on a Value, closed forms [f, f', f'', f'''] of a float64, the
+# same in PyTorch): each rule's record (tests/ops.py), then further ways of calling the
+# operators
+FORMS: dict[str, tuple[Callable[[Value], Value], Callable[[np.float64], list], Callable]] = {
+    name: (r.special, r.closed, r.torch) for name, r in RECORDS.items()
+}
+FORMS |= {
+    "square": (lambda v: v**2, lambda x: [x**2, 2 * x, 2.0, 0.0], lambda t, torch: t**2),
+    "recip": (
+        lambda v: v**-1,
+        lambda x: [x**-1.0, -(x**-2.0), 2 * x**-3.0, -6 * x**-4.0],
+        lambda t, torch: t**-1,
     ),
-    "abs": (abs, lambda x: [np.abs(x), _sign(x), 0.0 * _step(x), 0.0 * _step(x)]),
-    "tanh": (
-        lambda v: v.tanh(),
-        lambda x: [
-            t := np.tanh(x),
-            1 - t * t,
-            -2 * t * (1 - t * t),
-            (1 - t * t) * (6 * t * t - 2),
-        ],
-    ),
-    "sigmoid": (
-        lambda v: v.sigmoid(),
-        lambda x: [
-            s := _sig(x),
-            s * (1 - s),
-            s * (1 - s) * (1 - 2 * s),
-            s * (1 - s) * (1 - 6 * s + 6 * s * s),
-        ],
-    ),
-    "softplus": (
-        lambda v: v.softplus(),
-        lambda x: [_softplus(x), s := _sig(x), s * (1 - s), s * (1 - s) * (1 - 2 * s)],
-    ),
-    "relu": (
-        lambda v: v.relu(),
-        lambda x: [np.maximum(x, 0.0), _step(x), 0 * _step(x), 0 * _step(x)],
-    ),
-    "square": (lambda v: v**2, lambda x: [x**2, 2 * x, 2.0, 0.0]),
-    "cube": (lambda v: v**3, lambda x: [x**3, 3 * x**2, 6 * x, 6.0]),
-    "recip": (lambda v: v**-1, lambda x: [x**-1.0, -(x**-2.0), 2 * x**-3.0, -6 * x**-4.0]),
-    "pow0": (lambda v: v**0, lambda x: [1.0, 0.0, 0.0, 0.0]),
+    "pow0": (lambda v: v**0, lambda x: [1.0, 0.0, 0.0, 0.0], lambda t, torch: t**0),
     "pow_half": (
         lambda v: v**0.5,
         lambda x: [x**0.5, 0.5 * x**-0.5, -0.25 * x**-1.5, 0.375 * x**-2.5],
+        lambda t, torch: t**0.5,
     ),
     "rpow": (
         lambda v: 2.0**v,
         lambda x: [p := np.float64(2.0) ** x, p * LN2, p * LN2**2, p * LN2**3],
+        lambda t, torch: 2.0**t,
     ),
-    "mul_self": (lambda v: v * v, lambda x: [x * x, 2 * x, 2.0, 0.0]),
-    "div_const": (lambda v: v / 3.0, lambda x: [x / 3.0, 1 / 3, 0.0, 0.0]),
-    "rdiv": (lambda v: 3.0 / v, lambda x: [3 / x, -3 / x**2, 6 / x**3, -18 / x**4]),
-    "dot": (
-        lambda v: dot([v, v], [v, 2.0], 0.5),
-        lambda x: [0.5 + x * x + 2 * x, 2 * x + 2, 2.0, 0.0],
+    "div_const": (
+        lambda v: v / 3.0,
+        lambda x: [x / 3.0, 1 / 3, 0.0, 0.0],
+        lambda t, torch: t / 3.0,
     ),
-    "add_sub": (lambda v: (v + 1.0) - v * 0.5, lambda x: [x + 1.0 - x * 0.5, 0.5, 0.0, 0.0]),
-    # log(e^x + e^0) is the softplus: its derivatives are σ and σ's
-    "logsumexp": (
-        lambda v: logsumexp([v, 0.0]),
-        lambda x: [
-            _softplus(x),
-            s := _sig(x),
-            s * (1 - s),
-            s * (1 - s) * (1 - 2 * s),
-        ],
+    "add_sub": (
+        lambda v: (v + 1.0) - v * 0.5,
+        lambda x: [x + 1.0 - x * 0.5, 0.5, 0.0, 0.0],
+        lambda t, torch: (t + 1.0) - t * 0.5,
     ),
-    "pick": (lambda v: pick([v * 3.0, v], 1), lambda x: [x, 1.0, 0.0, 0.0]),
 }
+OPS = {name: (fn, closed) for name, (fn, closed, _) in FORMS.items()}
+
 
 ERRORS = (OverflowError, ValueError, ZeroDivisionError)
 
@@ -259,28 +213,4 @@ def test_every_op_at_every_special_point_matches_pytorch(name, x):
 
 
 def _torch_op(name, t, torch):
-    F = torch.nn.functional
-    return {
-        "neg": lambda: -t,
-        "exp": t.exp,
-        "log": t.log,
-        "sqrt": t.sqrt,
-        "abs": t.abs,
-        "tanh": t.tanh,
-        "sigmoid": t.sigmoid,
-        "softplus": lambda: F.softplus(t),
-        "relu": t.relu,
-        "square": lambda: t**2,
-        "cube": lambda: t**3,
-        "recip": lambda: t**-1,
-        "pow0": lambda: t**0,
-        "pow_half": lambda: t**0.5,
-        "rpow": lambda: 2.0**t,
-        "mul_self": lambda: t * t,
-        "div_const": lambda: t / 3.0,
-        "rdiv": lambda: 3.0 / t,
-        "dot": lambda: 0.5 + t * t + t * 2.0,
-        "add_sub": lambda: (t + 1.0) - t * 0.5,
-        "logsumexp": lambda: torch.logsumexp(torch.stack([t, torch.zeros_like(t)]), 0),
-        "pick": lambda: torch.stack([t * 3.0, t])[1],
-    }[name]()
+    return FORMS[name][2](t, torch)
