@@ -450,7 +450,8 @@ class Rule:
         params = inspect.signature(self.local).parameters.values()
         if any(p.kind is p.VAR_POSITIONAL for p in params):
             return None
-        return len(params) - 1
+        # the parameters local must be given (a defaulted one, as a bound helper, is not)
+        return sum(p.default is p.empty and p.kind is not p.KEYWORD_ONLY for p in params) - 1
 
 
 _ONES = (1.0, 1.0)

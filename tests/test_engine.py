@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from ops import RECORDS, sig
 
-from autodiff import Value, dot, enable_grad, is_grad_enabled, logsumexp, no_grad, pick
+from autodiff import (
+    Value,
+    dot,
+    enable_grad,
+    is_grad_enabled,
+    logsumexp,
+    no_grad,
+    pick,
+)
 from autodiff.rules import RULES
 
 # Closed-form derivatives are computed from the same floats by a different formula,
@@ -556,3 +564,24 @@ def test_nan_propagates_and_infinities_follow_ieee(x):
         assert math.isnan((v / x).data)
     with pytest.raises(ZeroDivisionError):
         v / 0.0  # a zero divisor is an error, whatever the numerator
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: Value(10**400), OverflowError, r"^Value: 1000.*too large for a float"),
+        (lambda: Value(1.0) * 10**400, OverflowError, r"^mul \(×\): 1000.*too large"),
+        (lambda: 10**400 + Value(1.0), OverflowError, r"^add \(\+\): 1000"),
+        (lambda: Value(1.0) - 10**400, OverflowError, r"^sub \(−\): 1000"),
+        (lambda: Value(2.0) / 10**400, OverflowError, r"^div \(÷\): 1000"),
+        (lambda: Value(2.0) ** 10**5000, OverflowError, r"^pow \(\^\): an int of 16610 bits"),
+        (lambda: dot([Value(1.0)], [10**400]), OverflowError, r"^dot \(Σ\): 1000"),
+        (lambda: setattr(Value(1.0), "data", 10**400), OverflowError, r"^Value\.data: 1000"),
+        (lambda: Value(1.0).backward(10**400), OverflowError, r"^backward: gradient: 1000"),
+        (lambda: Value(1.0) * "2", TypeError, r"^mul \(×\): expected a Value or a real number"),
+        (lambda: Value(object()), TypeError, r"^Value: expected a real number"),
+    ],
+)
+def test_every_conversion_error_names_the_operation_and_the_value(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

@@ -6,11 +6,13 @@ import dataclasses
 import functools
 import math
 
+import numpy as np
 import pytest
 from graphs import Graph, graphs
 from hypothesis import given
 from ops import RECORDS
 from test_properties import ATOL, EPS, RTOL
+from test_saving import bits
 
 import autodiff
 from autodiff import (
@@ -22,8 +24,13 @@ from autodiff import (
     gradcheck,
     hessian,
     jacobian,
+    trace,
 )
 from autodiff.rules import RULES
+from nn import losses
+from nn.module import Layer, Module
+from nn.optim import SGD
+from nn.train import compile_batch_step, compile_step
 
 
 def sig(x: float) -> float:
@@ -324,3 +331,164 @@ def test_grad_jacobian_hessian_pause_the_collector_and_restore_it():
     hessian(f, [1.0, 2.0])
     jacobian(lambda v: [f(v)], [1.0, 2.0])
     assert seen == [False, False] and gc.isenabled()
+
+
+# -- 3. one answer per question ------------------------------------------------------------------
+
+
+def all_paths(f, point):
+    """∂f/∂x by backward(), grad(), grad(create_graph=True), and traced code in every mode."""
+    xs = [Value(v) for v in point]
+    y = f(xs)
+    y.backward()
+    out = {"backward": [x.grad for x in xs]}
+    xs2 = [Value(v) for v in point]
+    out["grad"] = [d.data for d in grad(f(xs2), xs2)]
+    xs3 = [Value(v) for v in point]
+    out["create_graph"] = [d.data for d in grad(f(xs3), xs3, create_graph=True)]
+    for mode in ("lines", "groups"):
+        out[mode] = trace(f, point, mode=mode).value_and_grad(point)[1]
+    batched = trace(f, point, batched=True)
+    _, g = batched.value_and_grad([np.array([v]) for v in point])
+    out["batched"] = [float(a[0]) for a in g]
+    return out
+
+
+CHAIN_CASES = {
+    # relu below its kink under an infinite upstream gradient: 0 · ∞ = NaN, on every path
+    "relu(x)·inf": (lambda v: v[0].relu() * v[1], [-1.0, math.inf]),
+    "sqrt(relu(x)) below the kink": (lambda v: v[0].relu().sqrt(), [-1.0]),
+    "sqrt(relu(x)) at the kink": (lambda v: v[0].relu().sqrt(), [0.0]),
+    "abs at 0 under inf": (lambda v: abs(v[0]).sqrt(), [0.0]),
+    "0·x under inf": (lambda v: (v[0] * 0.0).sqrt(), [2.0]),
+    "x**0 under inf": (lambda v: (v[0] ** 0.0 - 1.0).sqrt(), [3.0]),
+    "signed zeros": (lambda v: v[0] * -0.0 + v[1] * v[0] * 0.0, [1.0, -2.0]),
+    "two −0.0 terms": (lambda v: v[0] * -0.0 + v[0] * -0.0, [5.0]),
+    "dot with −0.0": (lambda v: dot([v[0], v[1]], [-0.0, -0.0], -0.0), [1.0, 2.0]),
+}
+
+
+@pytest.mark.parametrize("case", list(CHAIN_CASES))
+def test_every_path_gives_one_answer_bit_for_bit(case):
+    f, point = CHAIN_CASES[case]
+    answers = all_paths(f, point)
+    expected = bits(answers["backward"])
+    for path, got in answers.items():
+        assert bits(got) == expected, (path, got, answers["backward"])
+    if "under inf" in case or case.startswith("relu") or "below" in case:
+        assert math.isnan(answers["backward"][0])  # the documented policy: 0 · ∞ is NaN
+
+
+@pytest.mark.parametrize(
+    ("f", "point"),
+    [
+        (lambda v: v[0] ** v[1], [-2.0, 2.0]),
+        (lambda v: v[0] ** v[1], [-2.0, 3.0]),
+        (lambda v: v[1] * v[0] ** v[1], [-1.5, 2.0]),
+        (lambda v: (v[0] ** v[1]).exp() * v[2], [-1.0, 4.0, 0.5]),
+        (lambda v: v[0] ** v[1] + v[1] ** v[0], [-2.0, -3.0]),
+        (lambda v: v[0] ** v[1], [0.0, 2.0]),
+        (lambda v: v[0] ** v[1], [3.0, 0.0]),
+        (lambda v: v[0].relu() * v[1], [0.0, 2.0]),
+        (lambda v: abs(v[0]) * v[1] ** 2, [0.0, -0.0]),
+    ],
+)
+def test_hessians_are_symmetric_wherever_they_are_numbers(f, point):
+    H = hessian(f, point)
+    n = len(point)
+    for i in range(n):
+        for j in range(n):
+            assert bits([H[i][j]]) == bits([H[j][i]]) or (
+                math.isnan(H[i][j]) and math.isnan(H[j][i])
+            ), (i, j, H)
+
+
+# -- higher derivatives at special points ---------------------------------------------------
+
+
+def test_hessian_of_a_square_at_zero_is_two():
+    assert hessian(lambda v: v[0] ** 2, [0.0]) == [[2.0]]  # was [[0.0]]
+
+
+def test_hessian_of_mse_with_a_zero_residual_is_the_identity():
+    # mse of two predictions = ((p0 − 1)² + (p1 − 2)²) / 2: Hessian I, whatever the residual
+    assert hessian(lambda v: losses.mse(v, [1.0, 2.0]), [1.0, 0.5]) == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_third_derivative_of_a_cube_at_zero_is_six():
+    x = Value(0.0)
+    (d1,) = grad(x**3, [x], create_graph=True)
+    (d2,) = grad(d1, [x], create_graph=True)
+    (d3,) = grad(d2, [x])
+    assert (d1.data, d2.data, d3.data) == (0.0, 0.0, 6.0)
+
+
+def test_the_derivative_of_a_square_keeps_its_precision_near_underflow():
+    x = Value(1e-200)
+    (x**2).backward()  # x² underflows to 0; 2x does not
+    assert x.grad == 2e-200  # was 0.0 (computed as 2·x²/x)
+    y = Value(1e-200)
+    (y * y).backward()
+    assert x.grad == y.grad
+
+
+def test_relu_of_nan_is_nan_with_a_nan_derivative():
+    x = Value(math.nan)
+    y = x.relu()
+    y.backward()
+    assert math.isnan(y.data) and math.isnan(x.grad)
+
+
+# -- float sums on every Python ------------------------------------------------------------------
+
+
+def test_a_dot_rounds_as_the_chain_it_replaces_every_way():
+    ws, xs = [1e16, 1.0, -1e16], [1.0, 1.0, 1.0]
+    eager = dot(ws, xs).data
+    chain = Value(0.0)
+    for w, x in zip(ws, xs):
+        chain = chain + Value(w) * x
+    lines = trace(lambda v: dot(v, xs), ws, mode="lines")(ws)
+    groups = trace(lambda v: dot(v, xs), ws, mode="groups")(ws)
+    assert eager == chain.data == lines == groups == 0.0  # 1e16 + 1 rounds to 1e16, on 3.12 too
+
+
+# -- tied weights ----------------------------------------------------------------------------------
+
+
+class Tied(Module):
+    """Two layers sharing one weight Value."""
+
+    def __init__(self):
+        self.l1 = Layer(2, 2, "tanh", seed=1)
+        self.l2 = Layer(2, 1, "linear", seed=2)
+        self.l2.neurons[0].w[0] = self.l1.neurons[0].w[1]  # tied
+
+    def forward(self, x):
+        return self.l2(self.l1(x))[0]
+
+
+def test_tied_weights_get_the_sum_over_their_uses_every_way():
+    xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.5, 0.75]], [1.0, -1.0, 0.5]
+    models = [Tied() for _ in range(3)]
+    shared = models[0].l1.neurons[0].w[1]
+    params = models[0].parameters()
+    assert len(params) == 8 and sum(p is shared for p in params) == 1  # listed once
+    # eager
+    loss = losses.mse([models[0](x) for x in xs], ys)
+    models[0].zero_grad()
+    loss.backward()
+    eager = [p.grad for p in models[0].parameters()]
+    # compiled full batch
+    m1 = models[1]
+    step = compile_step(m1, lambda: losses.mse([m1(x) for x in xs], ys), SGD(m1.parameters(), 1e-9))
+    step()
+    assert [p.grad for p in m1.parameters()] == pytest.approx(eager, rel=1e-12)
+    # batched, mean over the samples
+    m2 = models[2]
+    batch = compile_batch_step(
+        m2, lambda x, y: (m2(x) - y) ** 2, xs, ys, SGD(m2.parameters(), 1e-9)
+    )
+    batch()
+    assert [p.grad for p in m2.parameters()] == pytest.approx(eager, rel=1e-12)
+    assert models[0].l2.neurons[0].w[0] is models[0].l1.neurons[0].w[1]  # still tied

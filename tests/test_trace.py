@@ -15,7 +15,15 @@ from graphs import POW_OPS, Graph, graphs
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from autodiff import TraceError, TraceWarning, Value, dot, grad, no_grad, trace
+from autodiff import (
+    TraceError,
+    TraceWarning,
+    Value,
+    dot,
+    grad,
+    no_grad,
+    trace,
+)
 from nn import lecture, losses
 from nn.data import moons, xor
 from nn.module import MLP
@@ -479,3 +487,62 @@ def test_auto_mode_groups_wide_graphs_and_keeps_deep_chains_straight():
     deep = trace(chain, [0.5, 0.1])
     assert deep.mode == "lines" and deep.n_nodes > 2000  # one node a depth: no groups
     assert_same(deep, chain, [0.25, 0.2])
+
+
+def test_traced_code_names_its_inputs_when_they_do_not_fit():
+    traced = trace(lambda v: v[0] * v[1], [1.0, 2.0])
+    with pytest.raises(OverflowError, match=r"1000.*too large for a float"):
+        traced.value_and_grad([10**400, 1.0])
+    batched = trace(lambda v: v[0] * v[1], [1.0, 2.0], batched=True)
+    with pytest.raises(OverflowError, match=r"xs\[1\]: 1000.*too large"):
+        batched.mean_value_and_grad([np.ones(3), 10**400])
+
+
+# -- 4. empty input ---------------------------------------------------------------------------
+
+
+def test_every_batched_entry_point_says_the_batch_is_empty():
+    batched = trace(lambda v: v[0] * v[1] + v[2], [1.0, 2.0, 3.0], batched=True)
+    empty = [np.array([]), 2.0, np.zeros(0)]
+    for call in (batched, batched.value_and_grad, batched.mean_value_and_grad):
+        with pytest.raises(ValueError, match="the batch is empty"):
+            call(empty)
+    from nn.train import compile_batch_step
+
+    model = MLP(2, [2, 1], seed=0)
+    with pytest.raises(ValueError, match="the batch is empty"):
+        compile_batch_step(
+            model, lambda x, y: (model(x) - y) ** 2, [], [], SGD(model.parameters(), 0.1)
+        )
+
+
+# -- trace -------------------------------------------------------------------------------------
+
+
+def test_trace_refuses_a_branch_on_the_inputs():
+    def f(v):
+        return v[0] if (v[0] - v[1]).data > 0 else v[1]  # was frozen: 1.0 at (1, 2)
+
+    with pytest.raises(TraceError, match=r"used \.data of a Value computed from the inputs"):
+        trace(f, [2.0, 1.0])
+
+
+def test_trace_refuses_no_grad_around_a_value_of_the_inputs():
+    def f(v):
+        with no_grad():
+            scale = v[0] * 2.0  # frozen at the traced point
+        return v[1] * scale
+
+    with pytest.raises(TraceError, match=r"inside no_grad\(\)"):
+        trace(f, [1.0, 3.0])
+
+
+def test_trace_ignores_labels_even_when_f_relabels_its_inputs():
+    def f(v):
+        v[0].label = "v0"  # once a name of the generated code
+        v[1].label = "x₁"
+        return v[0] * v[1] + v[1]
+
+    for mode in ("lines", "groups"):
+        traced = trace(f, [2.0, 3.0], mode=mode)
+        assert traced.value_and_grad([5.0, 7.0]) == (42.0, [7.0, 6.0])

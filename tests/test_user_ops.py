@@ -12,7 +12,7 @@ from test_render import needs_renderer
 
 from autodiff import Rule, Value, grad, gradcheck, hessian, op, trace
 from autodiff.render import backward_graph, explorer, render_bytes
-from autodiff.rules import RULES, select
+from autodiff.rules import RULES, select, sigmoid
 
 
 @pytest.fixture(autouse=True)
@@ -282,3 +282,214 @@ def test_every_built_in_rule_is_complete_on_its_own():
         if getattr(vars(Value).get(m), "rule", None) is rule
     }
     assert declared == installed
+
+
+def test_a_user_rule_may_not_take_a_built_in_method_nor_one_value_inherits():
+    for name in ("exp", "tanh", "__add__", "__hash__", "__eq__", "__reduce_ex__", "__init__"):
+        before = vars(Value).get(name)
+        with pytest.raises(ValueError, match=f"Value already answers to {name!r}"):
+            op(Rule(f"mine_{name.strip('_')}", "m", math.exp, lambda a, out: (out,), method=name))
+        assert vars(Value).get(name) is before  # the built-in is untouched
+        assert f"mine_{name.strip('_')}" not in RULES  # and nothing was registered
+    assert Value(1.0).exp().data == math.e
+
+
+def test_a_forward_with_a_defaulted_parameter_takes_its_required_inputs():
+    def scaled(a, scale=2.0):
+        return a * scale
+
+    twice = op(Rule("twice", "2×", scaled, lambda a, out: (2.0,)))
+    x = Value(1.5)
+    twice(x).backward()
+    assert (twice(x).data, x.grad) == (3.0, 2.0)
+
+
+def test_registering_from_two_threads_grants_a_name_once():
+    from threads import run_together
+
+    granted, refused = [], []
+
+    def register(i: int) -> None:
+        try:
+            granted.append(op(Rule("contested", f"c{i}", math.exp, lambda a, out: (out,))))
+        except ValueError:
+            refused.append(i)
+
+    assert run_together([lambda i=i: register(i) for i in range(8)], switch_interval=1e-6) == []
+    assert len(granted) == 1 and len(refused) == 7
+    assert RULES["contested"] is granted[0].rule
+
+
+def test_an_operation_added_while_another_thread_builds_batched_code_is_all_or_nothing():
+    import numpy as np
+    from threads import run_together
+
+    f = trace(lambda v: (v[0] * v[1]).tanh(), [0.5, 2.0], batched=True)
+    results = []
+
+    def build() -> None:
+        for _ in range(30):
+            results.append(f.value_and_grad([np.linspace(0, 1, 5), 2.0])[0].tolist())
+
+    def add() -> None:
+        for i in range(30):
+            op(Rule(f"added_{i}", "a", math.exp, lambda a, out: (out,), method=f"added_{i}"))
+
+    assert run_together([build, add], switch_interval=1e-6) == []
+    assert all(r == results[0] for r in results)
+
+
+def test_a_local_that_takes_the_number_out_is_refused_at_the_first_higher_order_use():
+    mycos = op(Rule("mycos", "cos", math.cos, lambda a, out: (-math.sin(a),)))
+    x = Value(0.3)
+    mycos(x).backward()  # first order: the number is right
+    assert x.grad == -math.sin(0.3)
+    assert gradcheck(lambda v: mycos(v[0]), [0.3])
+    for escape in ("float", "int", "round", "math.floor"):
+        fn = {"float": float, "int": int, "round": round, "math.floor": math.floor}[escape]
+        bad = op(
+            Rule(
+                f"bad_{escape.replace('.', '_')}",
+                "b",
+                math.cos,
+                lambda a, out, fn=fn: (-math.sin(fn(a) + 0.0),),
+            )
+        )
+        with pytest.raises(TypeError, match=f"Rule 'bad_{escape.replace('.', '_')}'.*took"):
+            hessian(lambda v, bad=bad: bad(v[0]), [0.3])
+    with pytest.raises(TypeError, match="Rule 'mycos': its local derivative took the number"):
+        hessian(lambda v: mycos(v[0]), [0.3])  # never [[0.0]]
+
+
+def test_a_derivative_tower_of_user_operations_is_differentiated_at_every_order():
+    ucos = op(Rule("ucos", "cos", math.cos, lambda a, out: (-usin(a),)))
+    usin = op(Rule("usin", "sin", math.sin, lambda a, out: (ucos(a),)))
+    x = Value(0.3)
+    y = usin(x)
+    derivatives = []
+    for _ in range(4):
+        (y,) = grad(y, [x], create_graph=True)
+        derivatives.append(y.data)
+    expected = [math.cos(0.3), -math.sin(0.3), -math.cos(0.3), math.sin(0.3)]
+    assert derivatives == pytest.approx(expected, rel=1e-15)
+    H = hessian(lambda v: usin(v[0]) * ucos(v[1]), [0.3, 0.7])
+    sx, cx, sy, cy = math.sin(0.3), math.cos(0.3), math.sin(0.7), math.cos(0.7)
+    assert [*H[0], *H[1]] == pytest.approx([-sx * cy, -cx * sy, -cx * sy, -sx * cy], rel=1e-14)
+    # traces print it too (the local is called at run time)
+    t = trace(lambda v: usin(v[0]), [0.3])
+    assert t.value_and_grad([0.4]) == (math.sin(0.4), [math.cos(0.4)])
+
+
+@pytest.mark.parametrize("call", ["function", "method", "operator"])
+def test_every_way_of_calling_a_rule_gives_the_same_bits_and_errors(call):
+    """A user operation called as a function, a method and an operator, and every
+    built-in as a method and as a function of the table, share one path: same floats,
+    same errors (overflow, NaN from finite inputs, a result that is not a number)."""
+    big = op(Rule("big", "B", lambda a: a * 1e300, lambda a, out: (1e300,), method="big"))
+    nan = op(Rule("nan_of", "N", lambda a: math.nan, lambda a, out: (0.0,), method="nan_of"))
+    three = op(Rule("three", "3", lambda a: 3, lambda a, out: (0,), method="three"))
+    odd = op(Rule("odd", "?", lambda a: "x", lambda a, out: (0.0,), method="odd"))
+    sub2 = op(
+        Rule("sub2", "−", lambda a, b: a - b, lambda a, b, out: (1.0, -1.0), method="__matmul__")
+    )
+
+    def apply(fn, *args):
+        if call == "function":
+            return fn(*args)
+        if call == "method":
+            return getattr(args[0], fn.rule.method)(*args[1:])
+        if fn.rule.arity == 2:
+            return args[0] @ args[1]
+        return getattr(args[0], fn.rule.method)()
+
+    with pytest.raises(OverflowError, match=r"big\(10000000000.0\) overflows"):
+        apply(big, Value(1e10))
+    assert apply(big, Value(math.inf)).data == math.inf  # an infinite input stands
+    with pytest.raises(ValueError, match=r"nan_of\(1.0\) is NaN .* inputs are finite"):
+        apply(nan, Value(1.0))
+    assert math.isnan(apply(nan, Value(math.nan)).data)
+    out = apply(three, Value(1.0))
+    assert type(out.data) is float and type(out.local_grads[0]) is float
+    with pytest.raises(TypeError, match="odd: the result of its forward"):
+        apply(odd, Value(1.0))
+    z = apply(sub2, Value(0.1), Value(0.3))
+    assert struct.pack("<d", z.data) == struct.pack("<d", 0.1 - 0.3) and z.op == "sub2"
+    with pytest.raises(OverflowError, match="sub2"):
+        apply(sub2, Value(-1e308), Value(1e308))
+
+
+def _outcome(make):
+    """(bits of the value, bits of the local derivatives) or the type of the error raised."""
+    try:
+        v = make()
+    except (OverflowError, ValueError, ZeroDivisionError, TypeError) as e:
+        return type(e)
+    return struct.pack("<d", v.data), [struct.pack("<d", d) for d in v.local_grads]
+
+
+SPECIAL = [0.5, -0.0, 0.0, 2.0, -3.0, 1e300, -1e300, 1e-300, math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_every_built_in_way_of_calling_is_the_one_path_same_bits_same_errors(name):
+    """The operators and methods made from the table call the one application path; + and
+    ×, written out in the class for speed, and dot, logsumexp and pick, which take lists,
+    give what that path gives for the same rule: the same bits, the same errors."""
+    from autodiff import dot, engine, logsumexp, pick
+
+    rule = RULES[name]
+    calls = {
+        "add": lambda a, b: a + b,
+        "mul": lambda a, b: a * b,
+        "dot": lambda a, b: dot([a], [b], a),
+        "logsumexp": lambda a, b: logsumexp([a, b]),
+        "pick": lambda a, b: pick([a, b], 1.0),
+    }
+    if name not in calls:
+        method = vars(Value)[rule.method]
+        assert method.rule is rule and method.__code__.co_names.count("_apply") == 1
+        if rule.arity == 2:
+            calls[name] = lambda a, b: method(a, b)
+        else:
+            calls[name] = lambda a, b: method(a)
+    args_of = {"dot": lambda a, b: (a, a, b), "pick": lambda a, b: (Value(1.0), a, b)}
+    for x in SPECIAL:
+        for y in SPECIAL:
+            a, b = Value(x), Value(y)
+            args = args_of.get(name, lambda a, b: (a, b)[: rule.arity or 2])(a, b)
+            assert _outcome(lambda a=a, b=b: calls[name](a, b)) == _outcome(
+                lambda args=args: engine._apply(rule, *args)
+            ), (name, x, y)
+
+
+def test_the_explorer_prints_any_local_the_engine_accepts_or_the_number_with_a_note():
+    from autodiff.render import explorer
+    from autodiff.render.formula import NO_FORMULA, local_formulas
+
+    ucos = op(Rule("ucos2", "cos", math.cos, lambda a, out: (-usin(a),)))
+    usin = op(Rule("usin2", "sin", math.sin, lambda a, out: (ucos(a),)))
+    rules = {
+        "power": Rule("cube3", "c3", lambda a: a**3, lambda a, out: (3 * a**2,)),
+        "abs": Rule("absq", "aq", lambda a: abs(a) * a, lambda a, out: (2 * abs(a),)),
+        "rpow": Rule("two_to", "2^", lambda a: 2.0**a, lambda a, out: (out * math.log(2.0),)),
+        "sigmoid": Rule("sp2", "sp", math.tanh, lambda a, out: (1 - out * sigmoid(a),)),
+        "helper": Rule("lg", "lg", math.log, lambda a, out: (select(a, 0.0, 0.0, 1.0) / a,)),
+        "user": usin.rule,
+        "math": Rule("mcos", "mc", math.cos, lambda a, out: (-math.sin(a),)),
+    }
+    expected = {
+        "power": "3·x^2",
+        "abs": "2·|x|",
+        "rpow": "y·0.693147",
+        "sigmoid": "1 − y·σ(x)",
+        "helper": "1[x > 0] / x",
+        "user": "cos(x)",
+        "math": f"−0.389418 {NO_FORMULA}",
+    }
+    for key, rule in rules.items():
+        assert local_formulas(rule, ["x"], "y", [0.4, 0.0]) == (expected[key],), key
+    fns = [usin] + [op(r) for k, r in rules.items() if k != "user"]
+    x = Value(0.4, "x")
+    y = sum((f(x) for f in fns), Value(0.0))
+    page = explorer(y)  # never fails on a user op
+    assert NO_FORMULA in page.html and "cos(x)" in page.html

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from autodiff.rules import RULES, Rule
+from autodiff.rules import Rule
 
 __all__ = ["NO_FORMULA", "Formula", "local_formulas", "operand"]
 
@@ -126,13 +126,6 @@ class Formula:
     def _rule_call(self, rule: Rule, args: Sequence[Formula | float]) -> Formula:
         """An operation (autodiff.op's, called inside a rule) applied to formulas."""
         return Formula(f"{rule.symbol}({', '.join(self._of(a).text for a in args)})")
-
-    def __getattr__(self, name: str) -> object:
-        """A Value method of the rule table (``a.tanh()``) printed as its symbol."""
-        rule = next((r for r in list(RULES.values()) if r.method == name), None)
-        if rule is None or name.startswith("__"):
-            raise AttributeError(name)
-        return lambda *rest: self._rule_call(rule, (self, *rest))
 
     def _call(self, name: str) -> Formula:
         return Formula(f"{name}({self.text})")

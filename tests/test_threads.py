@@ -1,94 +1,33 @@
-"""Never silently wrong: each case that once gave a wrong number without an error.
-
-One test per row of the report that found them (higher derivatives at a zero
-base, trace and branching/no_grad/labels, grad mode across threads, float sums
-across Python versions, tied weights, relu(nan), pow's precision), and the
-thread-safety claims: per-thread grad mode, concurrent tracing, and a stress
-test that many threads get, bit for bit, the numbers one thread gets.
-"""
+"""Threads and asyncio tasks: grad mode, traces, backward and bound models, each its own."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import threading
 
 import pytest
+from test_functional import CHAIN_CASES, all_paths
+from test_saving import bits
 from threads import run_together
 
-from autodiff import TraceError, Value, dot, grad, hessian, is_grad_enabled, no_grad, trace
+from autodiff import Value, dot, hessian, is_grad_enabled, no_grad, trace
 from nn import losses
-from nn.module import MLP, Layer, Module
-from nn.optim import SGD
-from nn.train import compile_batch_step, compile_step
+from nn.module import MLP
 
-# -- higher derivatives at special points ---------------------------------------------------
+# -- threads: the same answers in a second thread --------------------------------------------------
 
 
-def test_hessian_of_a_square_at_zero_is_two():
-    assert hessian(lambda v: v[0] ** 2, [0.0]) == [[2.0]]  # was [[0.0]]
+def test_the_policy_holds_in_other_threads():
+    results = {}
 
+    def run(name):
+        results[name] = {k: bits(v) for k, v in all_paths(*CHAIN_CASES[name]).items()}
 
-def test_hessian_of_mse_with_a_zero_residual_is_the_identity():
-    # mse of two predictions = ((p0 − 1)² + (p1 − 2)²) / 2: Hessian I, whatever the residual
-    assert hessian(lambda v: losses.mse(v, [1.0, 2.0]), [1.0, 0.5]) == [[1.0, 0.0], [0.0, 1.0]]
-
-
-def test_third_derivative_of_a_cube_at_zero_is_six():
-    x = Value(0.0)
-    (d1,) = grad(x**3, [x], create_graph=True)
-    (d2,) = grad(d1, [x], create_graph=True)
-    (d3,) = grad(d2, [x])
-    assert (d1.data, d2.data, d3.data) == (0.0, 0.0, 6.0)
-
-
-def test_the_derivative_of_a_square_keeps_its_precision_near_underflow():
-    x = Value(1e-200)
-    (x**2).backward()  # x² underflows to 0; 2x does not
-    assert x.grad == 2e-200  # was 0.0 (computed as 2·x²/x)
-    y = Value(1e-200)
-    (y * y).backward()
-    assert x.grad == y.grad
-
-
-def test_relu_of_nan_is_nan_with_a_nan_derivative():
-    x = Value(math.nan)
-    y = x.relu()
-    y.backward()
-    assert math.isnan(y.data) and math.isnan(x.grad)
-
-
-# -- trace -------------------------------------------------------------------------------------
-
-
-def test_trace_refuses_a_branch_on_the_inputs():
-    def f(v):
-        return v[0] if (v[0] - v[1]).data > 0 else v[1]  # was frozen: 1.0 at (1, 2)
-
-    with pytest.raises(TraceError, match=r"used \.data of a Value computed from the inputs"):
-        trace(f, [2.0, 1.0])
-
-
-def test_trace_refuses_no_grad_around_a_value_of_the_inputs():
-    def f(v):
-        with no_grad():
-            scale = v[0] * 2.0  # frozen at the traced point
-        return v[1] * scale
-
-    with pytest.raises(TraceError, match=r"inside no_grad\(\)"):
-        trace(f, [1.0, 3.0])
-
-
-def test_trace_ignores_labels_even_when_f_relabels_its_inputs():
-    def f(v):
-        v[0].label = "v0"  # once a name of the generated code
-        v[1].label = "x₁"
-        return v[0] * v[1] + v[1]
-
-    for mode in ("lines", "groups"):
-        traced = trace(f, [2.0, 3.0], mode=mode)
-        assert traced.value_and_grad([5.0, 7.0]) == (42.0, [7.0, 6.0])
+    assert run_together([lambda n=n: run(n) for n in CHAIN_CASES]) == []
+    assert set(results) == set(CHAIN_CASES)
+    for name, answers in results.items():
+        assert len({tuple(v) for v in answers.values()}) == 1, name
 
 
 # -- grad mode and threads --------------------------------------------------------------------
@@ -243,61 +182,6 @@ def test_threads_back_propagating_through_shared_parameters_add_up():
     assert [p.grad for p in model.parameters()] == pytest.approx(serial, rel=1e-12, abs=1e-15)
 
 
-# -- float sums on every Python ------------------------------------------------------------------
-
-
-def test_a_dot_rounds_as_the_chain_it_replaces_every_way():
-    ws, xs = [1e16, 1.0, -1e16], [1.0, 1.0, 1.0]
-    eager = dot(ws, xs).data
-    chain = Value(0.0)
-    for w, x in zip(ws, xs):
-        chain = chain + Value(w) * x
-    lines = trace(lambda v: dot(v, xs), ws, mode="lines")(ws)
-    groups = trace(lambda v: dot(v, xs), ws, mode="groups")(ws)
-    assert eager == chain.data == lines == groups == 0.0  # 1e16 + 1 rounds to 1e16, on 3.12 too
-
-
-# -- tied weights ----------------------------------------------------------------------------------
-
-
-class Tied(Module):
-    """Two layers sharing one weight Value."""
-
-    def __init__(self):
-        self.l1 = Layer(2, 2, "tanh", seed=1)
-        self.l2 = Layer(2, 1, "linear", seed=2)
-        self.l2.neurons[0].w[0] = self.l1.neurons[0].w[1]  # tied
-
-    def forward(self, x):
-        return self.l2(self.l1(x))[0]
-
-
-def test_tied_weights_get_the_sum_over_their_uses_every_way():
-    xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.5, 0.75]], [1.0, -1.0, 0.5]
-    models = [Tied() for _ in range(3)]
-    shared = models[0].l1.neurons[0].w[1]
-    params = models[0].parameters()
-    assert len(params) == 8 and sum(p is shared for p in params) == 1  # listed once
-    # eager
-    loss = losses.mse([models[0](x) for x in xs], ys)
-    models[0].zero_grad()
-    loss.backward()
-    eager = [p.grad for p in models[0].parameters()]
-    # compiled full batch
-    m1 = models[1]
-    step = compile_step(m1, lambda: losses.mse([m1(x) for x in xs], ys), SGD(m1.parameters(), 1e-9))
-    step()
-    assert [p.grad for p in m1.parameters()] == pytest.approx(eager, rel=1e-12)
-    # batched, mean over the samples
-    m2 = models[2]
-    batch = compile_batch_step(
-        m2, lambda x, y: (m2(x) - y) ** 2, xs, ys, SGD(m2.parameters(), 1e-9)
-    )
-    batch()
-    assert [p.grad for p in m2.parameters()] == pytest.approx(eager, rel=1e-12)
-    assert models[0].l2.neurons[0].w[0] is models[0].l1.neurons[0].w[1]  # still tied
-
-
 def test_threads_tracing_one_model_at_once_leave_it_intact():
     """Module.bound swaps a model's parameters in place: two threads binding at once used to
     interleave the swaps and could leave the model holding a trace's inputs for good. One
@@ -345,7 +229,15 @@ def test_using_a_model_another_thread_has_bound_raises_and_bound_waits():
     a = threading.Thread(target=binder)
     a.start()
     assert inside.wait(10)
-    for use in (lambda: model([1.0, 2.0]), model.parameters, model.named_parameters):
+    inner = model.layers[0]  # every module inside is marked, not only the top one
+    for use in (
+        lambda: model([1.0, 2.0]),
+        model.parameters,
+        model.named_parameters,
+        lambda: inner([1.0, 2.0]),
+        inner.parameters,
+        lambda: inner.neurons[2]([1.0, 2.0]),
+    ):
         with pytest.raises(RuntimeError, match="another thread has replaced its parameters"):
             use()
     b = threading.Thread(target=other_binder)
