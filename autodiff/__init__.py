@@ -58,4 +58,4 @@ __all__ = [
     "TraceError",
     "TraceWarning",
 ]
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -39,3 +39,37 @@ def restore_rules():
     for name, fn in methods.items():
         if vars(Value).get(name) is not fn:
             setattr(Value, name, fn)
+
+
+def _run_job(tmp_path_factory, module: str, argv: list[str]):
+    """Run a main job once, in a folder of its own: (that folder, what it printed, and
+    what it wrote to stderr, its exit status)."""
+    import contextlib
+    import importlib
+    import io
+
+    job = importlib.import_module(module)
+    folder = tmp_path_factory.mktemp(module.replace(".", "_"))
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = job.main(argv)
+    finally:
+        os.chdir(here)
+    return folder, out.getvalue(), err.getvalue(), status
+
+
+@pytest.fixture(scope="session")
+def xor_job(tmp_path_factory):
+    """`python -m nn.xor` as the README runs it (its defaults), once per test session:
+    (the folder it ran in, stdout, stderr, exit status); it writes into ./xor-out."""
+    return _run_job(tmp_path_factory, "nn.xor", ["--out", "xor-out"])
+
+
+@pytest.fixture(scope="session")
+def digits_job(tmp_path_factory):
+    """`python -m nn.digits` with its defaults, once per test session (see xor_job); it
+    writes into ./digits-out."""
+    return _run_job(tmp_path_factory, "nn.digits", [])

@@ -35,14 +35,14 @@ def test_the_data_file_carries_its_source_and_license():
 
 
 @pytest.mark.slow
-def test_the_main_job_reaches_96_percent_and_writes_its_pictures(tmp_path, capsys):
-    assert main(["--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    last = out[-1]
+def test_the_main_job_reaches_96_percent_and_writes_its_pictures(digits_job):
+    folder, out, _, status = digits_job
+    assert status == 0
+    last = out.splitlines()[-1]
     assert last.startswith("test accuracy: ")
     assert float(last.split(": ")[1]) >= 0.96
     for name in ("confusion.png", "misclassified.png", "weights.png"):
-        assert (tmp_path / name).stat().st_size > 10_000, name
+        assert (folder / "digits-out" / name).stat().st_size > 10_000, name
 
 
 @pytest.mark.parametrize(

@@ -403,10 +403,11 @@ def test_default_settings_solve_xor_for_at_least_99_of_seeds_0_to_99():
     assert len(solved) >= 99
 
 
-def test_main_job_prints_the_table_writes_the_pictures_and_ends_with_accuracy(tmp_path, capsys):
-    assert main(["--out", str(tmp_path), "--steps", "150", "--seed", "1"]) == 0
-    captured = capsys.readouterr()
-    out = captured.out.splitlines()
+def test_main_job_prints_the_table_writes_the_pictures_and_ends_with_accuracy(xor_job):
+    folder, stdout, stderr, status = xor_job
+    assert status == 0
+    tmp_path = folder / "xor-out"
+    out = stdout.splitlines()
     assert out[-1] == "accuracy: 4/4"
     assert any("P(y=1|x)" in line for line in out)
     names = ["forward.svg", "backward.svg", "network_forward.svg", "network_backward.svg"]
@@ -414,8 +415,8 @@ def test_main_job_prints_the_table_writes_the_pictures_and_ends_with_accuracy(tm
     for name in names:
         assert (tmp_path / name).stat().st_size > 1000, name
     assert "L, x=(1, 0), y=1" in (tmp_path / "forward.svg").read_text()
-    assert "Warning" not in captured.err and "Traceback" not in captured.err
-    assert "loss=" in captured.err and "loss=0.0000" not in captured.err  # digits that move
+    assert "Warning" not in stderr and "Traceback" not in stderr
+    assert "loss=" in stderr and "loss=0.0000" not in stderr  # digits that move
 
 
 def test_figures_are_at_least_100_dpi(tmp_path):

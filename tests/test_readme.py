@@ -127,13 +127,11 @@ def test_the_first_screen_shows_how_to_draw_a_graph():
         assert name in first, name
 
 
-def test_the_main_job_listing_is_what_it_prints(tmp_path, capsys, monkeypatch):
-    from nn.xor import main
-
+def test_the_main_job_listing_is_what_it_prints(xor_job):
     listing = re.search(r"\$ python -m nn.xor\n.*?\n(.*?)```", README, flags=re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    assert main(["--out", "xor-out"]) == 0
-    assert capsys.readouterr().out == listing
+    _, out, _, status = xor_job
+    assert status == 0
+    assert out == listing
 
 
 def test_the_rule_excerpt_is_verbatim_from_rules_py():
@@ -152,10 +150,8 @@ def test_the_trace_listing_is_what_trace_prints(capsys):
     assert capsys.readouterr().out == listing
 
 
-def test_the_digits_listing_is_what_it_prints(tmp_path, capsys, monkeypatch):
-    from nn.digits import main
-
+def test_the_digits_listing_is_what_it_prints(digits_job):
     listing = re.search(r"\$ python -m nn.digits\n(.*?)```", README, flags=re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    assert main([]) == 0
-    assert capsys.readouterr().out == listing
+    _, out, _, status = digits_job
+    assert status == 0
+    assert out == listing
