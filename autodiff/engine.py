@@ -884,7 +884,7 @@ def _lift(x: object, rule: Rule) -> Value:
     )
 
 
-def _apply(rule: Rule, *args: Value) -> Value:
+def _apply(rule: Rule, args: tuple[Value, ...]) -> Value:
     """Record one operation: the one path every operation takes -- a built-in or a user's
     (:func:`op`), called as a function, a method or an operator (``+`` and ``×`` are
     written out in the class for speed, with this path's checks and the same numbers;
@@ -898,39 +898,60 @@ def _apply(rule: Rule, *args: Value) -> Value:
     """
     if _newer:
         _settle_all()
-    n = len(args)
-    if n == 1:
-        data: tuple[float, ...] = (args[0]._data,)
-    elif n == 2:
-        data = (args[0]._data, args[1]._data)
-    else:
-        data = tuple([a._data for a in args])
-    out = rule.forward(*data)
-    if type(out) is not float or out - out:  # not a float, or not finite
-        out = _checked(rule, data, out)
-    if _blocks and not _recording():
-        v = _leaf(out)
-        if _observers:
-            _note_unrecorded(v, args)
-        return v
-    d = rule.local(*data, out)
-    if len(d) != n:
-        raise ValueError(f"{rule.name}: local gave {len(d)} derivatives for {n} inputs")
-    arity = rule.arity
-    if arity == 1:
-        d0 = d[0]
+    arity = rule.n_inputs
+    if arity == 1:  # most operations: the same steps as below, without packing the inputs
+        a = args[0]
+        x = a._data
+        out = rule.forward(x)
+        if type(out) is not float or out - out:  # not a float, or not finite
+            out = _checked(rule, (x,), out)
+        if _blocks and not _recording():
+            return _unrecorded(out, args)
+        d = rule.local(x, out)
+        try:
+            (d0,) = d
+        except ValueError:
+            raise ValueError(f"{rule.name}: local gave {len(d)} derivatives for 1 input") from None
         if type(d0) is not float:
             d0 = as_float(d0, f"{rule.name}: its local derivative")
-        return _node(out, rule.name, args[0], None, d0, 0.0)
+        return _node(out, rule.name, a, None, d0, 0.0)
     if arity == 2:
-        d0, d1 = d
+        a, b = args
+        x, y = a._data, b._data
+        out = rule.forward(x, y)
+        if type(out) is not float or out - out:
+            out = _checked(rule, (x, y), out)
+        if _blocks and not _recording():
+            return _unrecorded(out, args)
+        d = rule.local(x, y, out)
+        try:
+            d0, d1 = d
+        except ValueError:
+            raise ValueError(f"{rule.name}: local gave {len(d)} derivatives for 2 inputs") from None
         if type(d0) is not float or type(d1) is not float:
             d0 = as_float(d0, f"{rule.name}: its local derivative")
             d1 = as_float(d1, f"{rule.name}: its local derivative")
-        return _node(out, rule.name, args[0], args[1], d0, d1)
-    if not all(type(x) is float for x in d):
-        d = tuple([as_float(x, f"{rule.name}: its local derivative") for x in d])
+        return _node(out, rule.name, a, b, d0, d1)
+    data = tuple([a._data for a in args])  # any number of inputs: dot, logsumexp, pick
+    out = rule.forward(*data)
+    if type(out) is not float or out - out:
+        out = _checked(rule, data, out)
+    if _blocks and not _recording():
+        return _unrecorded(out, args)
+    d = rule.local(*data, out)
+    if len(d) != len(data):
+        raise ValueError(f"{rule.name}: local gave {len(d)} derivatives for {len(data)} inputs")
+    if rule.name not in _BUILTIN and not all(type(x) is float for x in d):  # (built-ins'
+        d = tuple([as_float(x, f"{rule.name}: its local derivative") for x in d])  # are)
     return _node(out, rule.name, args, None, tuple(d), 0.0)
+
+
+def _unrecorded(out: float, operands: Sequence[Value]) -> Value:
+    """The result of an operation run without recording (no_grad): a leaf."""
+    v = _leaf(out)
+    if _observers:
+        _note_unrecorded(v, operands)
+    return v
 
 
 def _checked(rule: Rule, data: Sequence[float], out: object) -> float:
@@ -1031,7 +1052,7 @@ def op(rule: Rule, *, replace: bool = False) -> Callable[..., Any]:
                     return symbolic(rule, args)
         lifted = [a if type(a) is Value else _lift(a, rule) for a in args]
         if any(type(a) is Value for a in args):
-            return _apply(rule, *lifted)
+            return _apply(rule, tuple(lifted))
         # numbers in, a number out: the forward and _apply's checks, no derivatives (a
         # local may call this very operation on numbers: a sin whose local calls a cos)
         data = [a._data for a in lifted]
@@ -1052,7 +1073,7 @@ def logsumexp(zs: Sequence[Value | Number]) -> Value:
     """
     if len(zs) == 0:
         raise ValueError("logsumexp: no scores (an empty sequence)")
-    return _apply(_LSE, *[z if type(z) is Value else _lift(z, _LSE) for z in zs])
+    return _apply(_LSE, tuple([z if type(z) is Value else _lift(z, _LSE) for z in zs]))
 
 
 def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
@@ -1066,7 +1087,7 @@ def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
         raise ValueError("pick: no scores (an empty sequence)")
     args = [y if type(y) is Value else _lift(y, _PICK)]
     args += [z if type(z) is Value else _lift(z, _PICK) for z in zs]
-    return _apply(_PICK, *args)
+    return _apply(_PICK, tuple(args))
 
 
 def dot(
@@ -1086,7 +1107,7 @@ def dot(
         *[w if type(w) is Value else _lift(w, rule) for w in ws],
         *[x if type(x) is Value else _lift(x, rule) for x in xs],
     )
-    return _apply(rule, *args)
+    return _apply(rule, args)
 
 
 # -- what autodiff.trace watches ------------------------------------------------------
@@ -1144,12 +1165,12 @@ def _methods(rule: Rule, user: bool = False) -> dict[str, Callable[..., Value]]:
 
             def unary(self: Value) -> Value:
                 _used.add(rule.name)
-                return _apply(rule, self)
+                return _apply(rule, (self,))
 
         else:
 
             def unary(self: Value) -> Value:
-                return _apply(rule, self)
+                return _apply(rule, (self,))
 
         methods = {name: unary}
     elif rule.arity == 2 and name.startswith("__"):
@@ -1157,12 +1178,12 @@ def _methods(rule: Rule, user: bool = False) -> dict[str, Callable[..., Value]]:
         def binary(self: Value, other: Value | Number) -> Value:
             if user:
                 _used.add(rule.name)
-            return _apply(rule, self, other if type(other) is Value else _lift(other, rule))
+            return _apply(rule, (self, other if type(other) is Value else _lift(other, rule)))
 
         def reflected(self: Value, other: Number) -> Value:
             if user:
                 _used.add(rule.name)
-            return _apply(rule, other if type(other) is Value else _lift(other, rule), self)
+            return _apply(rule, (other if type(other) is Value else _lift(other, rule), self))
 
         methods = {name: binary, "__r" + name[2:]: reflected}
     else:

@@ -39,13 +39,12 @@ The numeric policy, the same for every operation:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import operator
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
@@ -444,9 +443,23 @@ class Rule:
                 "and the output: local(*inputs, out) must take forward's inputs, then out"
             )
 
-    @functools.cached_property
+    def __post_init__(self) -> None:
+        # the arity, found once, as a plain attribute (the engine reads it on every node)
+        try:
+            n = self._arity()
+        except (TypeError, ValueError):  # not a function with a signature: check() says so
+            n = None
+        object.__setattr__(self, "n_inputs", n)
+
+    #: :attr:`arity`, stored when the rule is made (read on every operation)
+    n_inputs: int | None = field(init=False, repr=False, compare=False, default=None)
+
+    @property
     def arity(self) -> int | None:
         """How many inputs the operation takes (None: any number, as ``dot``)."""
+        return self.n_inputs
+
+    def _arity(self) -> int | None:
         params = inspect.signature(self.local).parameters.values()
         if any(p.kind is p.VAR_POSITIONAL for p in params):
             return None

@@ -458,7 +458,7 @@ def test_every_built_in_way_of_calling_is_the_one_path_same_bits_same_errors(nam
             a, b = Value(x), Value(y)
             args = args_of.get(name, lambda a, b: (a, b)[: rule.arity or 2])(a, b)
             assert _outcome(lambda a=a, b=b: calls[name](a, b)) == _outcome(
-                lambda args=args: engine._apply(rule, *args)
+                lambda args=args: engine._apply(rule, tuple(args))
             ), (name, x, y)
 
 
