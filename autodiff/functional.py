@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from autodiff import engine
-from autodiff.engine import Value, enable_grad, gc_paused, no_grad, topological_order
+from autodiff.engine import Value, enable_grad, gc_paused, topological_order
 from autodiff.rules import RULES
 
 __all__ = ["GradcheckError", "adjoints", "grad", "gradcheck", "hessian", "jacobian"]
@@ -216,7 +216,9 @@ def gradcheck(
     """Check the engine's gradient of the scalar `f` against central finite differences.
 
     For each input i, numeric = (f(x + eps·eᵢ) − f(x − eps·eᵢ)) / (2·eps); the
-    check passes when |analytic − numeric| ≤ atol + rtol·|numeric|.
+    check passes when |analytic − numeric| ≤ atol + rtol·|numeric|. `f` is evaluated as
+    it runs for real (recording), so it may itself take gradients: ``gradcheck(lambda v:
+    grad(g(v[0]), [v[0]], create_graph=True)[0], point)`` checks g's second derivative.
 
     Returns True, or raises :class:`GradcheckError` naming the first input that
     disagrees, with both values.
@@ -229,10 +231,16 @@ def gradcheck(
     base = [x._data for x in xs]
 
     def at(i: int, step: float) -> float:
+        # f runs as it runs for real, recording its graph: a function that takes a
+        # gradient inside (grad(..., create_graph=True)) needs one (under no_grad its
+        # inner gradient would be 0, and the verdict wrong)
         shifted = list(base)
         shifted[i] += step
-        with no_grad():
-            return float(f([Value(v) for v in shifted]))
+        with gc_paused():
+            out = f([Value(v) for v in shifted])
+            if not isinstance(out, Value):
+                raise TypeError(f"gradcheck: f must return a Value, got {type(out).__name__}")
+            return out.data
 
     for i, a in enumerate(analytic):
         numeric = (at(i, eps) - at(i, -eps)) / (2.0 * eps)

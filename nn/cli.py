@@ -1,15 +1,21 @@
 """What the command-line main jobs share: argument types and their one-line errors.
 
-Every main job (``python -m nn.xor``, ``python -m nn.digits``) answers a bad argument
-or an output folder it cannot write with one line on stderr and exit status 2.
+Every main job (``python -m nn.xor``, ``python -m nn.digits``) answers every failure a
+user can cause with one line on stderr, never a traceback (:func:`run_job`): a bad
+argument, an output it cannot write, an argument whose arithmetic overflows (a
+learning rate of 1e308), a network too large for memory -- exit status 2; Ctrl-C --
+exit status 130. Files are written whole or not at all (:mod:`autodiff.files`), so an
+interrupted job leaves no partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from autodiff.extras import MissingExtraError
@@ -22,6 +28,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probe_writable",
+    "run_job",
 ]
 
 
@@ -71,9 +78,14 @@ def folder(s: str) -> str:
     return s
 
 
-def probe_writable(out: str) -> None:
-    """Make `out` and check that a file can be written there (OSError otherwise)."""
+def probe_writable(out: str, names: Sequence[str] = ()) -> None:
+    """Make `out` and check that a file can be written there, and that none of the files
+    `names` the job will write there is a folder (OSError otherwise): before any work."""
     os.makedirs(out, exist_ok=True)
+    for name in names:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes", path)
     probe = os.path.join(out, ".write-test")
     with open(probe, "w"):
         pass
@@ -93,3 +105,41 @@ def cannot_write(prog: str, error: OSError, out: str) -> int:
     where = error.filename or out
     print(f"{prog}: error: cannot write to {where!r}: {error.strerror or error}", file=sys.stderr)
     return 2
+
+
+def run_job(prog: str, out: str, job: Callable[[], int]) -> int:
+    """Run a main job's work and return its exit status, turning every failure a user can
+    cause into one line on stderr: an output that cannot be written (OSError: a full
+    disk, a folder where a picture goes), an argument whose arithmetic overflows
+    (OverflowError, which the engine raises rather than train on inf), too little memory
+    -- status 2; Ctrl-C -- status 130. Anything else is a bug, and keeps its traceback."""
+    try:
+        return job()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (no file is left half-written)", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(
+            f"{prog}: error: not enough memory for this network; try a smaller --hidden",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as e:
+        return cannot_write(prog, e, out)
+    except OverflowError as e:
+        print(
+            f"{prog}: error: training overflowed a float ({e}); try a smaller --lr", file=sys.stderr
+        )
+        return 2
+
+
+def check_memory(n_floats: int, what: str) -> None:
+    """MemoryError, before anything is allocated, if `n_floats` numbers held as Values
+    (~200 bytes each, with the graph a step builds) cannot fit the memory this machine
+    has free; nothing where the size of free memory cannot be read."""
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that says
+        return
+    if n_floats * 200 > free:
+        raise MemoryError(f"{what}: {n_floats:,} parameters need more than {free:,} bytes")

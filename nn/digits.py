@@ -32,13 +32,14 @@ from autodiff.extras import MissingExtraError, check, require
 from nn import losses
 from nn.cli import (
     Parser,
-    cannot_write,
+    check_memory,
     folder,
     integer,
     missing_extra,
     positive_float,
     positive_int,
     probe_writable,
+    run_job,
 )
 from nn.data import digits
 from nn.module import MLP
@@ -75,19 +76,23 @@ def predict(model: MLP, xs: Sequence[Sequence[float]]) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the main job; returns the exit status (2 for bad arguments, an unwritable folder
-    or a missing extra)."""
+    """Run the main job; returns the exit status (2 for bad arguments, an unwritable
+    output, an overflow, too little memory or a missing extra; 130 when interrupted: see
+    nn.cli.run_job)."""
     args = parse_args(argv)
     try:  # its pictures and progress bar, and the array training step, before any work
         check("nn", "python -m nn.digits")
         check("arrays", "python -m nn.digits")
     except MissingExtraError as e:
         return missing_extra("python -m nn.digits", e)
+    return run_job("python -m nn.digits", args.out, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The job itself: train, report, write the pictures (its failures: see main)."""
     tqdm = require("tqdm", "nn", "python -m nn.digits").tqdm
-    try:
-        probe_writable(args.out)
-    except OSError as e:
-        return cannot_write("python -m nn.digits", e, args.out)
+    check_memory((64 + 11) * args.hidden * 1347, "python -m nn.digits")  # + the batch's arrays
+    probe_writable(args.out, ["confusion.png", "misclassified.png", "weights.png"])
     xs, ys = digits("train")
     xt, yt = digits("test")
     model = MLP(64, [args.hidden, 10], activation="relu", seed=args.seed)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from autodiff.extras import require
+from autodiff.files import replacing
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,6 +53,12 @@ __all__ = [
 
 #: Resolution of the figures written to files.
 DPI = 120
+
+
+def _savefig(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Save `fig` to `path` whole or not at all (autodiff.files), at :data:`DPI`."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=DPI)
 
 _COLORS = ["tab:blue", "tab:orange"]
 _MARKERS = ["o", "s"]
@@ -101,7 +108,7 @@ def decision_boundary(
     ax.set(xlabel="x₁", ylabel="x₂", title=title, xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal", adjustable="box")
     if path is not None:
-        fig.savefig(path, dpi=DPI)
+        _savefig(fig, path)
     return fig
 
 
@@ -178,7 +185,7 @@ def feature_space(
     right.set(xlabel=xlabel, ylabel=ylabel, title=title)
     _legend(right)
     if path is not None:
-        fig.savefig(path, dpi=DPI)
+        _savefig(fig, path)
     return fig
 
 
@@ -258,7 +265,8 @@ def training_animation(
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("P"))
     path = os.fspath(path)
     ms = max(20, int(seconds * 1000))
-    images[0].save(path, save_all=True, append_images=images[1:], duration=ms, loop=0)
+    with replacing(path) as tmp:  # whole or not at all
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms, loop=0)
     return path
 
 
@@ -427,7 +435,7 @@ def confusion_matrix(
         title=title or f"confusion matrix: {right} of {len(true)} right ({right / len(true):.1%})",
     )
     if path is not None:
-        fig.savefig(path, dpi=DPI)
+        _savefig(fig, path)
     return fig
 
 
@@ -455,7 +463,7 @@ def digit_grid(
         axes[0][0].text(0.5, 0.5, "none", ha="center", va="center")
     fig.suptitle(title)
     if path is not None:
-        fig.savefig(path, dpi=DPI)
+        _savefig(fig, path)
     return fig
 
 
@@ -492,5 +500,5 @@ def weight_images(
             ax.set_title(f"unit {k + 1}", fontsize=8)
     fig.suptitle(title + (" (gray: pixels never lit)" if used is not None else ""))
     if path is not None:
-        fig.savefig(path, dpi=DPI)
+        _savefig(fig, path)
     return fig

@@ -15,9 +15,10 @@ predictions exactly, and resumed training takes the very steps it would have
 taken without stopping. (Files that older versions wrote with bare ``NaN`` and
 ``Infinity`` are still read.)
 
-The file is written to a temporary file beside it, then renamed over it: a
-failed write leaves no half-written file behind. A new file gets the mode
-``open()`` would give it (0666 less the umask); an existing file keeps its mode.
+The file is written to a temporary file beside it, then renamed over it
+(:mod:`autodiff.files`, as every file autodiff and nn write): a failed write leaves
+no half-written file behind. A new file gets the mode ``open()`` would give it (0666
+less the umask); an existing file keeps its mode.
 
 Loading trusts nothing: a file that is not JSON, nested too deeply, with a
 section of the wrong type, a number too large for a float, or an entry that does
@@ -33,11 +34,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
-import stat
 from typing import TYPE_CHECKING, Any
 
 from autodiff.engine import shown
+from autodiff.files import write_file
 from nn.optim import Optimizer
 
 if TYPE_CHECKING:  # (nn.module imports this module: a model is known by what it does)
@@ -92,27 +92,7 @@ def save(path: str | os.PathLike[str], model: Module, optimizer: Optimizer | Non
     }
     if optimizer is not None:
         doc["optimizer"] = {k: _encode(v) for k, v in optimizer.state_dict().items()}
-    text = json.dumps(doc, indent=1, allow_nan=False)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        mode = None
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # O_EXCL: a fresh file, never another's; 0o666 less the umask, as open() gives
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)  # an existing file keeps its mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_file(path, json.dumps(doc, indent=1, allow_nan=False))  # whole or not at all
 
 
 def _finite_float(text: str) -> float:

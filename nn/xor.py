@@ -47,13 +47,14 @@ from autodiff.render import (
 from nn import lecture
 from nn.cli import (
     Parser,
-    cannot_write,
+    check_memory,
     folder,
     integer,
     missing_extra,
     positive_float,
     positive_int,
     probe_writable,
+    run_job,
 )
 from nn.data import xor
 from nn.draw import layer_explorer, network_graph
@@ -134,6 +135,20 @@ def _sample_loss(z: Value, x: Sequence[float], y: int) -> Value:
     loss = u4.softplus()
     loss.label = f"L, x=({x[0]:g}, {x[1]:g}), y={y}"
     return loss
+
+
+#: Every file the job may write in its folder (checked before any work: none a folder).
+OUTPUTS = (
+    "forward.svg",
+    "backward.svg",
+    "network_forward.svg",
+    "network_backward.svg",
+    "backprop.html",
+    "layers.html",
+    "decision_boundary.png",
+    "feature_space.png",
+    "training.gif",
+)
 
 
 def _write_graphs(loss: Value, out: str) -> list[str]:
@@ -288,22 +303,25 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the main job; returns the exit status (0; 1 if training did not converge; 2 for
-    bad arguments, an unwritable folder or a missing extra)."""
+    bad arguments, an unwritable output, an overflow, too little memory or a missing
+    extra; 130 when interrupted: see nn.cli.run_job)."""
     args = parse_args(argv)
     try:
         check("nn", "python -m nn.xor")  # its pictures and progress bar, before any work
     except MissingExtraError as e:
         return missing_extra("python -m nn.xor", e)
-    try:
-        probe_writable(args.out)
+
+    def job() -> int:
+        check_memory(4 * args.hidden + 1, "python -m nn.xor")
+        probe_writable(args.out, OUTPUTS)
         xs, ys = xor()
         k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)
-    except OSError as e:
-        return cannot_write("python -m nn.xor", e, args.out)
-    if k < 0:
-        return 1
-    print(f"accuracy: {k}/4")
-    return 0
+        if k < 0:
+            return 1
+        print(f"accuracy: {k}/4")
+        return 0
+
+    return run_job("python -m nn.xor", args.out, job)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -294,3 +295,130 @@ def test_writes_stay_atomic_on_failure_and_under_concurrent_saves(tmp_path, monk
     load(path, twin)  # one of the eight, whole
     assert any(dump(twin.state_dict()) == dump(m.state_dict()) for m in models)
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+# -- every file whole or absent -----------------------------------------------------------
+# Each kind of file the library writes, interrupted half-way (Ctrl-C, a full disk): the
+# earlier file stays as it was (or no file appears), and no temporary file is left.
+
+INTERRUPTS = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "ENOSPC": lambda: OSError(errno.ENOSPC, "No space left on device"),
+}
+
+
+class _HalfWriter:
+    """A file object that writes half of what it is given, then raises."""
+
+    def __init__(self, f, boom):
+        self.f, self.boom = f, boom
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise self.boom()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def _kinds(tmp_path, monkeypatch, boom):
+    """(name, suffix, write(path)) for each kind of file, with the interruption planted in
+    the writer it goes through."""
+    import builtins
+
+    import matplotlib.figure
+    from PIL import Image
+
+    from autodiff import Value, files
+    from autodiff.render import explorer, forward_graph
+    from autodiff.render import save as render_save
+    from nn import plots
+
+    real_open = builtins.open
+
+    def half_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return _HalfWriter(f, boom) if "w" in mode else f
+
+    def half_savefig(fig, path, **kwargs):  # matplotlib writes by name: half a PNG
+        with real_open(path, "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+        raise boom()
+
+    def half_gif(image, path, **kwargs):
+        with real_open(path, "wb") as f:
+            f.write(b"GIF89a" + b"\0" * 100)
+        raise boom()
+
+    x = Value(0.5, "x")
+    y = (x * x).tanh()
+    model = MLP(2, [3, 1], seed=0)
+    frames = [(1, 0.5, lambda p: 0.5, [[0.0, 1.0], [1.0, 0.0]], ([1.0, -1.0], 0.0, 0.0))]
+    return {
+        "svg": (lambda p: render_save(forward_graph(y), p), "open"),
+        "png-graph": (lambda p: render_save(forward_graph(y), p), "open"),
+        "html": (lambda p: explorer(y).save(p), "open"),
+        "json": (lambda p: save(p, model), "open"),
+        "png": (
+            lambda p: plots.decision_boundary(lambda q: 0.5, [[0, 0], [1, 1]], [0, 1], p),
+            "savefig",
+        ),
+        "gif": (
+            lambda p: plots.training_animation(frames, [[0, 0], [1, 1]], [0, 1], p, progress=False),
+            "gif",
+        ),
+    }, {
+        "open": lambda: monkeypatch.setattr(files, "open", half_open, raising=False),
+        "savefig": lambda: monkeypatch.setattr(matplotlib.figure.Figure, "savefig", half_savefig),
+        "gif": lambda: monkeypatch.setattr(Image.Image, "save", half_gif),
+    }
+
+
+SUFFIX = {
+    "svg": ".svg",
+    "png-graph": ".png",
+    "html": ".html",
+    "json": ".json",
+    "png": ".png",
+    "gif": ".gif",
+}
+
+
+@pytest.mark.parametrize("interrupt", sorted(INTERRUPTS))
+@pytest.mark.parametrize("kind", sorted(SUFFIX))
+@pytest.mark.parametrize("earlier", [True, False], ids=["over an earlier file", "new file"])
+def test_an_interrupted_write_leaves_the_earlier_file_or_none(
+    tmp_path, monkeypatch, kind, interrupt, earlier
+):
+    boom = INTERRUPTS[interrupt]
+    writers, plant = _kinds(tmp_path, monkeypatch, boom)
+    write, where = writers[kind]
+    path = tmp_path / f"out{SUFFIX[kind]}"
+    write(path)  # a whole file first: the writer works
+    whole = path.read_bytes()
+    assert len(whole) > 100
+    if not earlier:
+        path.unlink()
+    plant[where]()
+    expected = KeyboardInterrupt if interrupt == "KeyboardInterrupt" else OSError
+    with pytest.raises(expected):
+        write(path)
+    if earlier:
+        assert path.read_bytes() == whole  # the earlier file, untouched
+    else:
+        assert not path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([path.name] if earlier else [])
+
+
+def test_the_error_of_a_failed_write_names_the_file_asked_for(tmp_path):
+    from autodiff.files import write_file
+
+    (tmp_path / "page.html").mkdir()  # a folder where the file goes
+    with pytest.raises(IsADirectoryError) as info:
+        write_file(tmp_path / "page.html", "<html>")
+    assert info.value.filename == str(tmp_path / "page.html")
+    assert [p.name for p in tmp_path.iterdir()] == ["page.html"]

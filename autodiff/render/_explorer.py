@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 from autodiff.engine import Value, topological_order
+from autodiff.files import write_file
 from autodiff.render import style
 from autodiff.render.formula import local_formulas, operand
 from autodiff.render.graphs import check_root, label_lines, layout, nearest, render_bytes
@@ -49,11 +50,8 @@ class Explorer:
         self.steps = steps
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the page to `path` (an .html file); returns the path."""
-        path = os.fspath(path)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.html)
-        return path
+        """Write the page to `path` (an .html file), whole or not at all; returns the path."""
+        return write_file(path, self.html)  # whole or not at all
 
     def _repr_html_(self) -> str:
         # an iframe: the page's script runs on its own, whatever the notebook trusts

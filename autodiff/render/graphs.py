@@ -20,6 +20,7 @@ import graphviz
 import graphviz.backend.dot_command
 
 from autodiff.engine import Value, topological_order
+from autodiff.files import write_file
 from autodiff.functional import adjoints
 from autodiff.render import style
 from autodiff.render.style import FONT, FONTSIZE
@@ -366,7 +367,8 @@ def backward_graph(
 
 
 def save(graph: graphviz.Digraph, path: str | os.PathLike[str], format: str | None = None) -> str:
-    """Render `graph` to the file `path`; the format comes from its suffix (.svg, .png).
+    """Render `graph` to the file `path`, whole or not at all (:mod:`autodiff.files`); the
+    format comes from its suffix (.svg, .png).
 
     Returns the path written. Raises :class:`RendererNotFoundError`, saying how to
     get one, when no ``dot`` program can be found; ValueError for a format the
@@ -380,10 +382,7 @@ def save(graph: graphviz.Digraph, path: str | os.PathLike[str], format: str | No
         raise ValueError(
             f"save: give the file a suffix such as .svg or .png, or a format: {path!r}"
         )
-    data = render_bytes(graph, fmt)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
+    return write_file(path, render_bytes(graph, fmt))  # whole or not at all
 
 
 def render_bytes(graph: graphviz.Digraph, fmt: str = "svg") -> bytes:
