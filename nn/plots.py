@@ -60,6 +60,7 @@ def _savefig(fig: Figure, path: str | os.PathLike[str]) -> None:
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=DPI)
 
+
 _COLORS = ["tab:blue", "tab:orange"]
 _MARKERS = ["o", "s"]
 
