@@ -56,6 +56,7 @@ __all__ = [
     "is_grad_enabled",
     "local_on_values",
     "logsumexp",
+    "nll",
     "no_grad",
     "op",
     "pick",
@@ -1090,6 +1091,23 @@ def pick(zs: Sequence[Value | Number], y: Value | Number) -> Value:
     return _apply(_PICK, tuple(args))
 
 
+def nll(zs: Sequence[Value | Number], y: Value | Number) -> Value:
+    """−log softmax(zs)[y] = log Σₖ e^(zsₖ − zs_y), one sample's softmax cross-entropy with
+    the class y, as one node (y may be a Value: a traced label).
+
+    Exact for every finite score whose loss is a float (shifted by the label's own score:
+    log 2 for zs = (1e300, 1e300)); its derivatives are softmax(zs) − one-hot(y). Scores
+    that are not finite follow PyTorch's ``cross_entropy``: −inf at the label's class
+    gives +inf with the gradient softmax − one-hot, a NaN or a +inf score NaN.
+    ValueError unless y is a class index.
+    """
+    if len(zs) == 0:
+        raise ValueError("nll: no scores (an empty sequence)")
+    args = [y if type(y) is Value else _lift(y, _NLL)]
+    args += [z if type(z) is Value else _lift(z, _NLL) for z in zs]
+    return _apply(_NLL, tuple(args))
+
+
 def dot(
     ws: Sequence[Value | Number], xs: Sequence[Value | Number], bias: Value | Number = 0.0
 ) -> Value:
@@ -1204,7 +1222,7 @@ for _rule in RULES.values():
 _ADD, _MUL, _POW = RULES["add"], RULES["mul"], RULES["pow"]  # the inlined + and ×; _power
 _add_local = _ADD.local
 _mul_local = _MUL.local
-_DOT, _LSE, _PICK = RULES["dot"], RULES["logsumexp"], RULES["pick"]
+_DOT, _LSE, _PICK, _NLL = RULES["dot"], RULES["logsumexp"], RULES["pick"], RULES["nll"]
 _PICKLED = ("_data", "_grad", "_label", "op", "_p0", "_p1", "_d0", "_d1", "_uses")
 _BUILTIN = frozenset(RULES)  # the operations no op() may replace
 assert all(rule.arity in (1, 2, None) for rule in RULES.values()), "see Layout"

@@ -246,19 +246,60 @@ def _logsumexp_local(*args: Num) -> tuple[Num, ...]:
     return tuple(ei / total for ei in e)
 
 
+def _class_index(name: str, y: float, n: int) -> int:
+    """The class index y (an integer 0 ≤ y < n) as an int; ValueError naming `name`."""
+    if not (y == y and y.is_integer() and 0 <= y < n):
+        raise ValueError(
+            f"{name}: the label {y!r} is not a class index (an integer from 0 to {n - 1})"
+        )
+    return int(y)
+
+
 def _pick_float(y: float, *zs: float) -> float:
     """zs[y] for the class index y (an integer 0 ≤ y < len(zs)); ValueError otherwise."""
-    if not (y == y and y.is_integer() and 0 <= y < len(zs)):
-        raise ValueError(
-            f"pick: the label {y!r} is not a class index (an integer from 0 to {len(zs) - 1})"
-        )
-    return zs[int(y)]
+    return zs[_class_index("pick", y, len(zs))]
 
 
 def _pick_local(y: Num, *rest: Num) -> tuple[Num, ...]:
     # ∂/∂y = 0 (a label), ∂/∂zₖ = 1 for k = y, else 0   (args: y, z₀ … zₙ₋₁, out)
     k = number(y)
     return (0.0, *[1.0 if i == k else 0.0 for i in range(len(rest) - 1)])
+
+
+def _nll_float(y: float, *zs: float) -> float:
+    """−log softmax(z)[y] = log Σₖ e^(zₖ − z_y), the softmax cross-entropy of one sample
+    with the class y (checked as :func:`_pick_float` checks it).
+
+    Shifted by the label's own score, so that it is exact at both ends (log 2 for
+    z = (1e300, 1e300), not 0); finite for every finite z whose loss is a float. Not
+    finite, PyTorch's ``cross_entropy``: −inf at the label's class (no other class
+    impossible) is +inf, a −inf elsewhere is a class of probability 0, and a NaN or a
+    +inf score anywhere gives NaN.
+    """
+    k = _class_index("nll", y, len(zs))
+    zy = zs[k]
+    if _INF in zs:
+        return _NAN  # +inf − +inf inside PyTorch's log-softmax, as there
+    # the label's own term is 0 exactly (zy − zy is, for a finite zy; for −inf it is NaN)
+    return _logsumexp_float(*[z - zy if i != k else 0.0 for i, z in enumerate(zs)])
+
+
+def _nll_local(*args: Num) -> tuple[Num, ...]:
+    # ∂/∂y = 0 (a label); ∂/∂zₖ = softmax(z)ₖ − [k = y], the softmax shifted by the largest
+    # finite score m, a number that cancels (no derivative): e^(zₖ − m) / Σⱼ e^(zⱼ − m).
+    # With the label's score at −inf that is softmax − one-hot still (PyTorch's gradient
+    # of its +inf loss); a NaN or +inf score makes every derivative NaN, as there.
+    y, zs = args[0], args[1:-1]
+    k = number(y)
+    nums = [number(z) for z in zs]
+    finite = [x for x in nums if x - x == 0.0]
+    if any(x != x or x == _INF for x in nums) or not finite:
+        # NaN, and on Values a NaN whose own derivatives are NaN at every order
+        return (0.0, *[exp(z * _NAN) for z in zs])
+    m = max(finite)
+    e = [exp(z - m) for z in zs]
+    total = reduce(operator.add, e)  # the same sum, left to right, on floats and Values
+    return (0.0, *[ei / total - (1.0 if i == k else 0.0) for i, ei in enumerate(e)])
 
 
 # ----------------------------------------------------------------------------
@@ -599,6 +640,40 @@ def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
     return (xp.zeros_like(y), *ones)
 
 
+def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
+    # as _nll_float, elementwise: the label's score picked, the shifted log-sum-exp, and
+    # NaN where a score is +inf
+    zy = _pick_array(xp, y, *zs)
+    y = _arr(xp, y)
+    cols = [_arr(xp, z) for z in zs]
+    out = _logsumexp_array(xp, *[xp.where(y == float(k), 0.0, z - zy) for k, z in enumerate(cols)])
+    for z in cols:
+        out = xp.where(z == _INF, _NAN, out)
+    return out
+
+
+def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
+    # as _nll_local, elementwise: softmax − one-hot, shifted by the largest finite score
+    y = _arr(xp, y)
+    cols = [_arr(xp, z) for z in rest[:-1]]
+    m = xp.where(xp.isfinite(cols[0]), cols[0], -_INF)
+    bad = xp.isnan(cols[0]) | (cols[0] == _INF)
+    for z in cols[1:]:
+        m = xp.maximum(m, xp.where(xp.isfinite(z), z, -_INF))
+        bad = bad | xp.isnan(z) | (z == _INF)
+    bad = bad | ~xp.isfinite(m)
+    shift = xp.where(bad, 0.0, m)
+    e = [xp.exp(z - shift) for z in cols]
+    total = e[0]
+    for ei in e[1:]:
+        total = total + ei
+    grads = [
+        xp.where(bad, _NAN, ei / total - xp.astype(y == float(k), xp.float64))
+        for k, ei in enumerate(e)
+    ]
+    return (xp.zeros_like(y), *grads)
+
+
 #: name -> Rule. The op name stored on a node is the key here.
 # One rule per entry: name, symbol, forward on floats, local derivatives; then the
 # forward on arrays, whether it gives the float forward's numbers to the bit, the local
@@ -651,6 +726,10 @@ RULES: dict[str, Rule] = {
         # zs[y], the score of the class y: a label that may itself be traced
         Rule("pick", "pick", _pick_float, _pick_local,
              array=_pick_array, array_local=_pick_array_local),
+        # −log softmax(z)[y], one sample's cross-entropy: exact for finite z, PyTorch's
+        # limits for infinite ones (a −inf at the label's class: +inf, softmax − one-hot)
+        Rule("nll", "−log softmax", _nll_float, _nll_local,
+             array=_nll_array, array_local=_nll_array_local),
     )
 }
 # fmt: on

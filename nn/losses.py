@@ -21,7 +21,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from autodiff import Value, dot, logsumexp, pick
+from autodiff import Value, dot, nll
 
 __all__ = ["cross_entropy", "hinge", "logistic", "mse"]
 
@@ -90,11 +90,11 @@ def cross_entropy(logits: Iterable[Sequence[Value | float]], labels: Labels) -> 
     """Mean over a batch of −log softmax(zᵢ)[yᵢ] = log Σₖ e^zᵢₖ − zᵢ,yᵢ.
 
     `logits` is a batch of score lists (K scores each, Values or numbers); `labels` the
-    class indices 0 … K−1 (ints, or Values: a traced label). Exact and overflow-free
-    for every finite score: each sample's loss is log Σₖ e^(zₖ − z_y), a log-sum-exp
-    (:func:`autodiff.logsumexp`, shifted by the largest) of the scores less the
-    label's, which is picked inside the graph (:func:`autodiff.pick`), so that a trace
-    replays it for any label. Gradients and Hessians are PyTorch's ``cross_entropy``'s.
+    class indices 0 … K−1 (ints, or Values: a traced label). Each sample's loss is one
+    node, :func:`autodiff.nll` = log Σₖ e^(zₖ − z_y): exact and overflow-free for every
+    finite score, the label taken inside the graph so that a trace replays it for any
+    label. Gradients and Hessians are PyTorch's ``cross_entropy``'s, and so are the
+    non-finite cases (−inf at the label's class: +inf; a NaN or +inf score: NaN).
     """
     if isinstance(logits, (Value, str, bytes)) or not isinstance(logits, Iterable):
         raise TypeError(
@@ -125,12 +125,4 @@ def cross_entropy(logits: Iterable[Sequence[Value | float]], labels: Labels) -> 
             raise ValueError(
                 f"cross_entropy: labels must be class indices 0 to {k - 1}, got labels[{i}] = {y!r}"
             )
-    return _mean([_nll(z, y) for z, y in zip(batch, ys)])
-
-
-def _nll(z: list[Value | float], y: Value | float) -> Value:
-    """−log softmax(z)[y] = log Σₖ e^(zₖ − z_y): shifted by the label's own score, so that
-    it is exact at both ends (log 2 for z = (1e300, 1e300), not 1e300 + log 2 − 1e300 = 0),
-    and its gradient softmax(z) − one-hot(y) holds for every finite z."""
-    zy = pick(z, y)
-    return logsumexp([zk - zy for zk in z])
+    return _mean([nll(z, y) for z, y in zip(batch, ys)])

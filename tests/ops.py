@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from autodiff import Value, dot, logsumexp, pick
+from autodiff import Value, dot, logsumexp, nll, pick
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,12 @@ RECORDS: dict[str, Record] = {r.rule: r for r in (
     Record("logsumexp", lambda v: logsumexp([v[0], v[1]]), 2,
            lambda v: logsumexp([v, 0.0]), _softplus_closed,
            lambda t, torch: torch.logsumexp(torch.stack([t, torch.zeros_like(t)]), 0),
+           (-5.0, 0.0, 3.0), None),
+    # −log softmax([v, 0])[1] = log(e^v + 1): the softplus again
+    Record("nll", lambda v: nll([v[0], v[1]], 1), 2,
+           lambda v: nll([v, 0.0], 1), _softplus_closed,
+           lambda t, torch: torch.nn.functional.cross_entropy(
+               torch.stack([t, torch.zeros_like(t)]).unsqueeze(0), torch.tensor([1])),
            (-5.0, 0.0, 3.0), None),
     Record("pick", lambda v: pick([v[0], v[1]], 1) * v[0], 2,
            lambda v: pick([v * 3.0, v], 1), lambda x: [x, 1.0, 0.0, 0.0],

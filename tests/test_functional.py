@@ -17,6 +17,7 @@ from test_saving import bits
 import autodiff
 from autodiff import (
     GradcheckError,
+    Rule,
     Value,
     dot,
     engine,
@@ -24,6 +25,7 @@ from autodiff import (
     gradcheck,
     hessian,
     jacobian,
+    op,
     trace,
 )
 from autodiff.rules import RULES
@@ -492,3 +494,26 @@ def test_tied_weights_get_the_sum_over_their_uses_every_way():
     batch()
     assert [p.grad for p in m2.parameters()] == pytest.approx(eager, rel=1e-12)
     assert models[0].l2.neurons[0].w[0] is models[0].l1.neurons[0].w[1]  # still tied
+
+
+def test_gradcheck_checks_a_function_that_takes_a_gradient_inside(restore_rules):
+    """Its finite differences run the function as it runs for real (recording), so the
+    derivative of each built-in passes, and a user op whose second derivative is wrong
+    fails -- under no_grad the inner gradient was 0 and the verdict wrong both ways."""
+
+    def derivative(g):
+        return lambda v: grad(g(v[0]), [v[0]], create_graph=True)[0]
+
+    for name, r in RECORDS.items():
+        x = max(r.points, key=abs) if name != "log" else 0.5  # away from kinks, in domain
+        assert gradcheck(derivative(r.special), [x]), name
+    assert gradcheck(derivative(lambda v: v.tanh()), [0.3])
+
+    good_cos = op(Rule("good_cos", "cos", math.cos, lambda a, out: (-good_sin(a),)))
+    good_sin = op(Rule("good_sin", "sin", math.sin, lambda a, out: (good_cos(a),)))
+    bad_cos = op(Rule("bad_cos", "cos", math.cos, lambda a, out: (good_sin(a),)))  # sign
+    bad_sin = op(Rule("bad_sin", "sin", math.sin, lambda a, out: (bad_cos(a),)))
+    assert gradcheck(lambda v: bad_sin(v[0]), [0.3])  # the first derivative is right
+    assert gradcheck(derivative(good_sin), [0.3])
+    with pytest.raises(GradcheckError):
+        gradcheck(derivative(bad_sin), [0.3])  # its second is not

@@ -204,3 +204,93 @@ def test_a_multiclass_model_learns_with_sgd():
     for _ in range(60):
         last = step()
     assert last < 0.2 < first
+
+
+def test_cross_entropy_hessians_equal_pytorchs_on_a_thousand_random_logit_vectors():
+    """hessian() of one sample's cross-entropy never trips the graph-changed guard (its
+    local sums the same way on floats and Values) and equals PyTorch's (float64).
+    Tolerance: both compute softmax(z)(δ − softmax(z)) by different formulas, each term a
+    few ulp off; 1e-12 relative or 1e-15 absolute (entries near 0) holds them."""
+    torch = oracle.torch()
+    F = torch.nn.functional
+    rng = random.Random(2026)
+    for n in range(1000):
+        k = 2 + n % 9  # K = 2 … 10
+        z = [rng.gauss(0.0, 1.0) * rng.choice([0.1, 1.0, 5.0]) for _ in range(k)]
+        y = rng.randrange(k)
+        H = hessian(lambda v, y=y: losses.cross_entropy([v], [y]), z)
+        tH = torch.autograd.functional.hessian(
+            lambda t, y=y: F.cross_entropy(t.unsqueeze(0), torch.tensor([y])),
+            torch.tensor(z, dtype=torch.float64),
+        ).tolist()
+        for row, trow in zip(H, tH):
+            assert row == pytest.approx(trow, rel=1e-12, abs=1e-15), (z, y)
+
+
+NON_FINITE = [
+    ([-math.inf, 0.0, 1.0], 0),  # −inf at the label's class: +inf, softmax − one-hot
+    ([-math.inf, 0.0, 1.0], 1),  # −inf elsewhere: a class of probability 0
+    ([math.nan, 0.0], 1),  # NaN propagates
+    ([0.5, math.nan, 2.0], 0),
+    ([math.inf, 0.0], 0),  # +inf: NaN, as PyTorch's log-softmax (∞ − ∞)
+    ([math.inf, 0.0], 1),
+    ([-math.inf, -math.inf], 0),  # every class impossible: NaN
+    ([1e300, 1e300], 1),  # finite and huge: exact (log 2)
+]
+
+
+@pytest.mark.parametrize(("logits", "label"), NON_FINITE)
+def test_non_finite_scores_follow_pytorch(logits, label):
+    torch = oracle.torch()
+    zs = [Value(z) for z in logits]
+    L = losses.cross_entropy([zs], [label])
+    L.backward()
+    t = torch.tensor([logits], dtype=torch.float64, requires_grad=True)
+    tL = torch.nn.functional.cross_entropy(t, torch.tensor([label]))
+    tL.backward()
+    want = [tL.item(), *t.grad[0].tolist()]
+    got = [L.data, *(z.grad for z in zs)]
+    for a, b in zip(got, want):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-15), (got, want)
+    # and a trace of it computes the same
+    f = trace(lambda v: losses.cross_entropy([v], [label]), [0.0] * len(logits))
+    t_value, t_grads = f.value_and_grad(logits)
+    assert bits([t_value, *t_grads]) == bits(got)
+
+
+def test_every_rules_local_derivatives_are_the_same_bits_on_floats_and_on_values():
+    """What backward() stores (the local on floats) and what grad(create_graph=True)
+    recomputes (the same local on Values) agree to the bit at random points, for every
+    rule -- or the graph-changed guard would trip in hessian()."""
+    from ops import RECORDS
+
+    from autodiff import dot, engine, logsumexp, nll
+    from autodiff.rules import RULES
+
+    many = {  # the rules that take lists, with K = 2 … 10 inputs (sums of more than two)
+        "logsumexp": lambda xs: logsumexp(xs),
+        "nll": lambda xs: nll(xs, len(xs) // 2),
+        "dot": lambda xs: dot(xs[1:], xs[:-1], xs[0]),
+    }
+    rng = random.Random(7)
+    for name, record in RECORDS.items():
+        rule = RULES[name]
+        for n in range(200):
+            k = 2 + n % 9 if name in many else record.n
+            point = [rng.uniform(-3.0, 3.0) for _ in range(k)]
+            xs = [Value(x) for x in point]
+            try:
+                out = many[name](xs) if name in many else record.use(xs)
+            except (ValueError, ZeroDivisionError, OverflowError):
+                continue
+            stack = [out]
+            while stack:  # every node of the rule in the graph
+                v = stack.pop()
+                stack.extend(v.parents)
+                if v.op != name:
+                    continue
+                on_values = engine.local_on_values(rule, v.parents, v)
+                on_floats = v.local_grads
+                assert bits([float(d) if type(d) is float else d.data for d in on_values]) == (
+                    bits(on_floats)
+                ), (name, point)

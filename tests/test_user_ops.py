@@ -433,9 +433,9 @@ SPECIAL = [0.5, -0.0, 0.0, 2.0, -3.0, 1e300, -1e300, 1e-300, math.inf, -math.inf
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_every_built_in_way_of_calling_is_the_one_path_same_bits_same_errors(name):
     """The operators and methods made from the table call the one application path; + and
-    ×, written out in the class for speed, and dot, logsumexp and pick, which take lists,
-    give what that path gives for the same rule: the same bits, the same errors."""
-    from autodiff import dot, engine, logsumexp, pick
+    ×, written out in the class for speed, and dot, logsumexp, pick and nll, which take
+    lists, give what that path gives for the same rule: the same bits, the same errors."""
+    from autodiff import dot, engine, logsumexp, nll, pick
 
     rule = RULES[name]
     calls = {
@@ -444,6 +444,7 @@ def test_every_built_in_way_of_calling_is_the_one_path_same_bits_same_errors(nam
         "dot": lambda a, b: dot([a], [b], a),
         "logsumexp": lambda a, b: logsumexp([a, b]),
         "pick": lambda a, b: pick([a, b], 1.0),
+        "nll": lambda a, b: nll([a, b], 1.0),
     }
     if name not in calls:
         method = vars(Value)[rule.method]
@@ -452,7 +453,11 @@ def test_every_built_in_way_of_calling_is_the_one_path_same_bits_same_errors(nam
             calls[name] = lambda a, b: method(a, b)
         else:
             calls[name] = lambda a, b: method(a)
-    args_of = {"dot": lambda a, b: (a, a, b), "pick": lambda a, b: (Value(1.0), a, b)}
+    args_of = {
+        "dot": lambda a, b: (a, a, b),
+        "pick": lambda a, b: (Value(1.0), a, b),
+        "nll": lambda a, b: (Value(1.0), a, b),
+    }
     for x in SPECIAL:
         for y in SPECIAL:
             a, b = Value(x), Value(y)
