@@ -32,10 +32,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from autodiff import Value, topological_order
+from autodiff import Value, no_grad, topological_order
 from autodiff.functional import adjoints
 from autodiff.render import Explorer, render_bytes, style
-from nn.module import MLP
+from nn.module import MLP, Layer, Neuron
 from nn.network import network_graph
 
 __all__ = ["layer_explorer"]
@@ -109,6 +109,24 @@ def _scalar(name: str, x: float, key: str | None = None) -> dict:
     return {"name": name, "rows": [[_cell(x, key)]]}
 
 
+def _check_stack_of_layers(model: MLP) -> None:
+    """ValueError, naming the model's type, unless calling `model` is running its layers
+    one after the other, as the page draws it: a subclass with its own ``forward`` or
+    ``__call__`` (or layers or neurons with their own) computes something the page could
+    not show."""
+    kinds: list[tuple[type, type]] = [(type(model), MLP)]
+    for layer in model.layers:
+        kinds += [(type(layer), Layer)] + [(type(n), Neuron) for n in layer.neurons]
+    for kind, base in kinds:
+        for method in ("forward", "__call__"):
+            if getattr(kind, method) is not getattr(base, method):
+                raise ValueError(
+                    f"layer_explorer: {kind.__name__} defines its own {method}, so what "
+                    f"{type(model).__name__} computes is not the stack of layers this page "
+                    "draws; draw a plain MLP with the same layers"
+                )
+
+
 def layer_explorer(
     model: MLP,
     x: Sequence[float],
@@ -131,6 +149,7 @@ def layer_explorer(
     """
     if not isinstance(model, MLP):
         raise TypeError(f"layer_explorer: model must be an MLP, got {type(model).__name__}")
+    _check_stack_of_layers(model)
     if len(x) != model.nin:
         raise ValueError(f"layer_explorer: expected {model.nin} inputs, got {len(x)}")
     out_layer = model.layers[-1]
@@ -144,6 +163,8 @@ def layer_explorer(
     xs = [float(v) for v in x]
     K = len(model.layers)
     nm = _Names(K)
+    with no_grad():  # the model's own output, to check the stack of layers against
+        own = model(xs)
 
     # -- the scalar graph: every Value the page speaks of, by name -------------------------
     names: dict[Value, str] = {}
@@ -189,6 +210,11 @@ def layer_explorer(
         columns.append(outs)
         pre.append(us)
     z = columns[-1][0]
+    if not (z._data == own._data or (z._data != z._data and own._data != own._data)):
+        raise ValueError(  # (a check the type check above makes redundant, kept as a net)
+            f"layer_explorer: {type(model).__name__}'s output {own._data!r} is not its stack "
+            f"of layers' {z._data!r}"
+        )
     u4 = z * float(1 - 2 * y)
     name(u4.parents[1], "(1−2y)")
     name(u4, "u⁴", "u4")

@@ -42,6 +42,7 @@ def _figure(**kwargs: Any) -> Figure:
 
 __all__ = [
     "DPI",
+    "confusion_counts",
     "confusion_matrix",
     "decision_boundary",
     "digit_grid",
@@ -402,6 +403,34 @@ def _legend(ax: Any) -> None:
 # -- many classes: the digits ---------------------------------------------------------------
 
 
+def confusion_counts(true: Sequence[int], pred: Sequence[int], classes: int) -> list[list[int]]:
+    """counts[t][p]: how many samples of the true class t were predicted as p.
+
+    ValueError, naming the entry, for lists of unequal length, an empty one, or a label
+    or prediction that is not a class index 0 … classes−1 (a −1 would otherwise count
+    as the last class, by Python's negative indexing).
+    """
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"confusion_matrix: classes must be a positive int, got {classes!r}")
+    if len(true) != len(pred):
+        raise ValueError(
+            f"confusion_matrix: {len(true)} true labels but {len(pred)} predictions"
+        )
+    if not true:
+        raise ValueError("confusion_matrix: no samples")
+    for name, seq in (("true", true), ("pred", pred)):
+        for i, c in enumerate(seq):
+            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < classes:
+                raise ValueError(
+                    f"confusion_matrix: {name}[{i}] = {c!r} is not a class index "
+                    f"(an int from 0 to {classes - 1})"
+                )
+    counts = [[0] * classes for _ in range(classes)]
+    for t, p in zip(true, pred):
+        counts[t][p] += 1
+    return counts
+
+
 def confusion_matrix(
     true: Sequence[int],
     pred: Sequence[int],
@@ -412,11 +441,10 @@ def confusion_matrix(
 ) -> Figure:
     """How often each class (row: the true one) was predicted as each (column), with counts.
 
-    The diagonal is what is right; the title gives the accuracy it amounts to.
+    The diagonal is what is right; the title gives the accuracy it amounts to. The
+    counts are :func:`confusion_counts`'s (which checks the inputs).
     """
-    counts = [[0] * classes for _ in range(classes)]
-    for t, p in zip(true, pred):
-        counts[t][p] += 1
+    counts = confusion_counts(true, pred, classes)
     right = sum(counts[k][k] for k in range(classes))
     fig = _figure(figsize=(6.2, 5.4), layout="constrained")
     ax = fig.add_subplot()

@@ -211,3 +211,37 @@ def test_the_lecture_mlp_is_the_slides_network():
     model = lecture.mlp()
     outs = [model(x).data for x in ([0, 0], [1, 0], [0, 1], [1, 1])]
     assert outs == [0.0, 1.0, 1.0, 0.0]  # L6: y = [0 1 1 0]
+
+
+def test_a_model_with_its_own_forward_is_refused_naming_its_type():
+    from nn.module import Layer, Neuron
+
+    class Times3(MLP):
+        def forward(self, x):
+            return super().forward(x) * 3
+
+    class Loud(Neuron):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    with pytest.raises(ValueError, match="Times3 defines its own forward"):
+        layer_explorer(Times3(2, [3, 1], seed=0), [1.0, 0.5], 1)
+    model = MLP(2, [3, 1], seed=0)
+    model.layers[0].neurons[1] = Loud(2, seed=1)
+    with pytest.raises(ValueError, match="Loud defines its own forward"):
+        layer_explorer(model, [1.0, 0.5], 1)
+    assert issubclass(Loud, Neuron) and issubclass(Layer, object)
+
+
+def test_the_page_shows_the_loss_the_model_computes():
+    import re
+
+    from autodiff import Value
+
+    model = MLP(2, [3, 3, 1], seed=4)
+    page = layer_explorer(model, [1.0, -0.5], 1).html
+    z = model([1.0, -0.5])
+    loss = (z * -1.0).softplus()
+    shown = {float(m) for m in re.findall(r"-?\d+\.\d+", page)}
+    assert any(abs(v - loss.data) < 5e-4 for v in shown)
+    assert isinstance(loss, Value)

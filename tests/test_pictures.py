@@ -372,3 +372,39 @@ def test_the_explorer_writes_each_local_derivative_as_a_formula_with_its_number(
         numbers, key=lambda d: int(d.translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")))
     )
     assert numbers[0] == "₁"
+
+
+def test_confusion_counts_are_checked_cell_by_cell_and_drawn_as_counted():
+    from nn.plots import confusion_counts, confusion_matrix
+
+    true = [0, 0, 1, 2, 2, 2, 1]
+    pred = [0, 1, 1, 2, 0, 2, 2]
+    counts = confusion_counts(true, pred, 3)
+    assert counts == [[1, 1, 0], [0, 1, 1], [1, 0, 2]]  # rows: true, columns: predicted
+    fig = confusion_matrix(true, pred, classes=3)
+    drawn = fig.axes[0].images[0].get_array().tolist()
+    assert drawn == counts  # not transposed
+    texts = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+        for t in fig.axes[0].texts
+    }
+    assert texts == {(i, j): str(c) for i, row in enumerate(counts) for j, c in enumerate(row) if c}
+    assert "4 of 7 right (57.1%)" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize(
+    ("true", "pred", "match"),
+    [
+        ([0, 1, 2, 3], [0, 1], r"4 true labels but 2 predictions"),
+        ([0, 1], [0, -1], r"pred\[1\] = -1 is not a class index"),
+        ([0, 10], [0, 1], r"true\[1\] = 10 is not a class index"),
+        ([0, 1.5], [0, 1], r"true\[1\] = 1.5 is not a class index"),
+        ([True], [0], r"true\[0\] = True is not a class index"),
+        ([], [], "no samples"),
+    ],
+)
+def test_confusion_matrix_refuses_what_it_cannot_count(true, pred, match):
+    from nn.plots import confusion_matrix
+
+    with pytest.raises(ValueError, match=match):
+        confusion_matrix(true, pred, classes=10)
