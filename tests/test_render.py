@@ -473,3 +473,41 @@ def _running_sums(root: Value) -> list[tuple[str, float]]:
 def test_explorer_refuses_a_graph_too_big_to_step_through():
     with pytest.raises(ValueError, match="more than max_nodes=60"):
         explorer(mlp_loss())
+
+
+def test_the_renderer_is_the_one_asked_for_and_ci_tests_both():
+    """.ci/run installs Debian's graphviz and runs the picture tests twice: with the
+    system dot (the default where one is on PATH) and with AUTODIFF_RENDERER=graphviz-pure.
+    Under CI each pass must be using the renderer it says it tests."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from autodiff.render.graphs import RENDERER_VARIABLE
+
+    asked = os.environ.get(RENDERER_VARIABLE, "")
+    found = render.renderer()
+    if asked == "graphviz-pure":
+        assert found is not None and os.path.basename(found) == "graphviz-pure"
+    elif os.environ.get("CI"):
+        assert found == shutil.which("dot") and found is not None, found
+    code = "from autodiff import render; print(render.renderer())"
+    env = {**os.environ, RENDERER_VARIABLE: "bogus"}
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "AUTODIFF_RENDERER must be 'dot' or 'graphviz-pure'" in bad.stderr
+    env[RENDERER_VARIABLE] = "graphviz-pure"
+    pure = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert pure.stdout.strip().endswith("graphviz-pure"), pure
+
+
+def test_a_label_of_any_length_renders_with_either_renderer(tmp_path):
+    """Graphviz 2.43 refuses quoted strings over 16,384 bytes: a 100 kB label's tooltip is
+    cut (saying so), so the render works with Debian's dot as with graphviz-pure."""
+    needs_renderer()
+    x = Value(1.0, "&\\" * 50_000)  # escaping makes it longer still
+    y = (x * 2.0).tanh()
+    y.label = "é" * 100_000
+    for graph in (render.forward_graph(y), render.backward_graph(y)):
+        svg = render.render_bytes(graph, "svg").decode("utf-8")
+        assert "characters; the whole label is the Value" in svg

@@ -32,6 +32,7 @@ __all__ = [
     "FONT",
     "WHOLE_UP_TO",
     "Graph",
+    "RENDERER_VARIABLE",
     "RendererNotFoundError",
     "backward_graph",
     "check_root",
@@ -66,10 +67,22 @@ class RendererNotFoundError(RuntimeError):
     """No ``dot`` program could be found to turn DOT source into a picture."""
 
 
+#: The environment variable that picks a renderer: ``dot`` (the system's only) or
+#: ``graphviz-pure`` (the PyPI package's only, even where a system ``dot`` exists); unset,
+#: a system ``dot`` first, else ``graphviz-pure``. CI runs the picture tests with each.
+RENDERER_VARIABLE = "AUTODIFF_RENDERER"
+
+
 def find_renderer() -> str | None:
-    """The path of the ``dot`` program to use: a system ``dot`` first, else ``graphviz-pure``."""
-    system = shutil.which("dot")
-    if system:
+    """The path of the ``dot`` program to use: a system ``dot`` first, else ``graphviz-pure``
+    (or the one :data:`RENDERER_VARIABLE` asks for)."""
+    asked = os.environ.get(RENDERER_VARIABLE, "")
+    if asked not in ("", "dot", _PURE):
+        raise ValueError(
+            f"{RENDERER_VARIABLE} must be 'dot' or '{_PURE}' (or unset), got {asked!r}"
+        )
+    system = shutil.which("dot") if asked != _PURE else None
+    if system or asked == "dot":
         return system
     pure = shutil.which(_PURE)
     if pure:
@@ -105,7 +118,7 @@ def label_lines(v: Value) -> tuple[list[str], str | None]:
         return [], None
     text = style.visible(v.label)
     short = style.shortened(text)
-    return [short], (text if short != text else None)
+    return [short], (style.tooltip_text(text) if short != text else None)
 
 
 def _count(value: object, default: int, what: str, where: str) -> int:

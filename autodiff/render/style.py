@@ -5,7 +5,8 @@ draw with these, so that a number, a label or an operation looks the same in eac
 
 Label text is user text and is shown *literally*: control characters become
 visible escapes (``\\n``, ``\\x07``), a label longer than :data:`LABEL_CHARS` is
-shortened with a visible ellipsis (the whole label goes into a tooltip), and
+shortened with a visible ellipsis (the label goes into a tooltip, itself cut at
+:data:`TOOLTIP_CHARS` for Graphviz 2.43, saying where the whole label is), and
 :func:`dot_text` escapes what Graphviz would otherwise interpret (backslash
 escapes and HTML entities such as ``&amp;``).
 """
@@ -26,6 +27,7 @@ __all__ = [
     "FONT",
     "FONTSIZE",
     "LABEL_CHARS",
+    "TOOLTIP_CHARS",
     "box",
     "dot_text",
     "html_page",
@@ -33,6 +35,7 @@ __all__ = [
     "op_node",
     "script_json",
     "shortened",
+    "tooltip_text",
     "subscript",
     "superscript",
     "visible",
@@ -42,6 +45,10 @@ FONT = "Courier"  # known to every renderer's metrics; browsers use a monospace 
 FONTSIZE = 11.0
 #: Labels longer than this many characters are shortened, with "…", in the pictures.
 LABEL_CHARS = 32
+#: Tooltips longer than this are cut, saying so. Graphviz 2.43 (Debian's) refuses a
+#: quoted string over 16,384 bytes in its input; this many characters, each escaped to at
+#: most 5 (``&amp;``) and 4 bytes of UTF-8, stays under that with room.
+TOOLTIP_CHARS = 600
 
 _CHAR = 0.6 * FONTSIZE  # Courier's advance is 0.6 em
 _LINE = 1.25 * FONTSIZE
@@ -86,6 +93,14 @@ def subscript(n: int) -> str:
 def superscript(n: int) -> str:
     """`n` in superscript digits (h², a¹), as the pictures number layers."""
     return str(n).translate(_SUP)
+
+
+def tooltip_text(s: str) -> str:
+    """`s` (already :func:`visible`) for a tooltip: whole up to :data:`TOOLTIP_CHARS`,
+    else cut there, with how long it is and where the whole of it can be read."""
+    if len(s) <= TOOLTIP_CHARS:
+        return s
+    return f"{s[:TOOLTIP_CHARS]}… ({len(s):,} characters; the whole label is the Value's .label)"
 
 
 def shortened(s: str, limit: int = LABEL_CHARS) -> str:
