@@ -58,8 +58,8 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(e, OSError) and e.filename in (tmp, None):
-            e.filename = path  # the error names the file asked for, not the temporary one
+        if isinstance(e, OSError) and e.filename == tmp:  # name the file asked for
+            raise type(e)(e.errno, e.strerror, path) from e
         raise
 
 

@@ -413,9 +413,7 @@ def confusion_counts(true: Sequence[int], pred: Sequence[int], classes: int) -> 
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"confusion_matrix: classes must be a positive int, got {classes!r}")
     if len(true) != len(pred):
-        raise ValueError(
-            f"confusion_matrix: {len(true)} true labels but {len(pred)} predictions"
-        )
+        raise ValueError(f"confusion_matrix: {len(true)} true labels but {len(pred)} predictions")
     if not true:
         raise ValueError("confusion_matrix: no samples")
     for name, seq in (("true", true), ("pred", pred)):

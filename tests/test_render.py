@@ -495,7 +495,8 @@ def test_the_renderer_is_the_one_asked_for_and_ci_tests_both():
     code = "from autodiff import render; print(render.renderer())"
     env = {**os.environ, RENDERER_VARIABLE: "bogus"}
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert bad.returncode != 0 and "AUTODIFF_RENDERER must be 'dot' or 'graphviz-pure'" in bad.stderr
+    assert bad.returncode != 0
+    assert "AUTODIFF_RENDERER must be 'dot' or 'graphviz-pure'" in bad.stderr
     env[RENDERER_VARIABLE] = "graphviz-pure"
     pure = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert pure.stdout.strip().endswith("graphviz-pure"), pure
