@@ -313,3 +313,22 @@ def test_a_step_dropped_before_anyone_read_still_hands_its_numbers_back():
 
     gc.collect()
     assert _numbers(fast) == _numbers(slow)
+
+
+def test_a_training_step_computes_no_gradient_for_the_data():
+    """mean_value_and_grad_arrays (a training step) asks for the weights' gradients only:
+    its code has no gA = gU @ Wᵀ for the first layer and returns no per-sample gradient,
+    and its numbers are those of the code that computes everything."""
+    xs, ys = data()
+    model = MLP(3, [8, 3], seed=2)
+    step = compile_batch_step(model, ce(model), xs, ys, SGD(model.parameters(), 0.1))
+    n = len(model.parameters())
+    columns = [np.array([x[k] for x in xs]) for k in range(3)] + [np.array(ys, dtype=float)]
+    shared = np.array([p.data for p in model.parameters()])
+    every = step.traced.mean_source([*shared.tolist(), *columns])
+    lean = step.traced.mean_source([*shared.tolist(), *columns], per_sample_grads=False)
+    assert "ga0 = gu0 @" in every and "ga0" not in lean  # the first layer's input gradient
+    assert lean.rstrip().endswith("{}")  # no per-sample gradient returned
+    mean, grads = step.traced.mean_value_and_grad_arrays(shared, columns)
+    slow_mean, slow = step.traced.mean_value_and_grad([*shared.tolist(), *columns])
+    assert mean == slow_mean and bits(grads) == bits(slow[:n])

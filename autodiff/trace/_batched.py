@@ -156,17 +156,20 @@ class BatchedTraced:
         code, _ = self._per_sample(namespace([], None))
         return code.forward_source() + "\n\n" + code.value_and_grad_source()
 
-    def _mean(self, xp: Any, mask: tuple[bool, ...]) -> MeanCode:
-        key = ("mean", xp.__name__, mask)
+    def _mean(self, xp: Any, mask: tuple[bool, ...], per_sample_grads: bool = True) -> MeanCode:
+        key = ("mean", xp.__name__, mask, per_sample_grads)
         prog = self._programs.get(key)
         if prog is None:
-            prog = self._programs[key] = MeanCode(self._program, self._names, mask, xp)
+            prog = MeanCode(self._program, self._names, mask, xp, per_sample_grads)
+            self._programs[key] = prog
         return prog  # type: ignore[no-any-return]
 
-    def mean_source(self, xs: Sequence[Any]) -> str:
-        """The grouped code for the inputs `xs` (which are shared, which per sample)."""
+    def mean_source(self, xs: Sequence[Any], *, per_sample_grads: bool = True) -> str:
+        """The grouped code for the inputs `xs` (which are shared, which per sample): that of
+        :meth:`mean_value_and_grad`, or with ``per_sample_grads=False`` that of
+        :meth:`mean_value_and_grad_arrays` (a training step: no gradient for the data)."""
         xp, _, mask, _, _ = self._batch(xs)
-        return self._mean(xp, mask).source
+        return self._mean(xp, mask, per_sample_grads).source
 
     # -- running -------------------------------------------------------------------------
 
@@ -320,7 +323,7 @@ class BatchedTraced:
                 raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
         device = getattr(shared, "device", None)
         mask = (False,) * n_shared + (True,) * len(columns)
-        prog = self._mean(xp, mask)
+        prog = self._mean(xp, mask, per_sample_grads=False)  # only the shared gradients
 
         def args() -> list[Any]:  # for the error path only: one float per shared input
             return [*to_list(shared, xp), *columns]

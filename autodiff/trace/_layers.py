@@ -75,7 +75,12 @@ class MeanCode:
     """
 
     def __init__(
-        self, program: Program, names: Sequence[str], mask: tuple[bool, ...], xp: Any
+        self,
+        program: Program,
+        names: Sequence[str],
+        mask: tuple[bool, ...],
+        xp: Any,
+        per_sample_grads: bool = True,
     ) -> None:
         tape = program.tape
         self.program = program
@@ -90,6 +95,14 @@ class MeanCode:
         for s in range(n_in, len(ops)):
             varies[s] = any(varies[a] for a in args[s])
         self.varies = varies
+        # which slots need a gradient: those that depend on an input whose gradient is
+        # asked for -- the shared ones always, the per-sample ones (the data) only with
+        # `per_sample_grads`. A training step asks for none of the data's, so no work is
+        # done for them (a first layer's gA = gU @ Wᵀ, for one): a dead-code pass.
+        wanted = [not m or per_sample_grads for m in mask] + [False] * (len(ops) - n_in)
+        for s in range(n_in, len(ops)):
+            wanted[s] = any(wanted[a] for a in args[s])
+        self.wanted = wanted
         # S: the shared inputs (in input order), then the constants
         self.spos: dict[int, int] = {}
         for i in range(n_in):
@@ -297,7 +310,10 @@ class MeanCode:
         return f"t{self._n_tmp}"
 
     def _contribute(self, parent: int, code: str, child_varies: bool, lines: list[str]) -> None:
-        """Add `code` to the gradient of slot `parent` (reduced over the batch if it is shared)."""
+        """Add `code` to the gradient of slot `parent` (reduced over the batch if it is shared);
+        nothing for a slot whose gradient nobody asked for."""
+        if not self.wanted[parent]:
+            return
         if parent in self.spos:
             if parent >= self.tape.n_in:
                 return  # a constant
@@ -410,7 +426,7 @@ class MeanCode:
                 self._cols.setdefault(src, {}).setdefault(c, []).append(f"{tmp}[:, {j}]")
 
     def _needs(self, s: int) -> bool:
-        return self.tape.needs[s] and not (s in self.spos and s >= self.tape.n_in)
+        return self.wanted[s] and not (s in self.spos and s >= self.tape.n_in)
 
     # -- the function -------------------------------------------------------------------
 
