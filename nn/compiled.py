@@ -190,11 +190,13 @@ def compile_batch_step(
     if xp is None:
         xp = require("numpy", "arrays", "compile_batch_step")
     kw = {} if device is None else {"device": device}
-    columns = [xp.asarray([float(x[k]) for x in xs], dtype=xp.float64, **kw) for k in range(d)]
-    columns.append(xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw))
+    data = xp.asarray([[float(v) for v in x] for x in xs], dtype=xp.float64, **kw)  # n × d
+    labels = xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw)
 
     if [id(p) for p in opt.params] != [id(p) for p in params]:
         # an optimizer over other parameters, or in another order: set each .grad, step
+        columns = [data[:, k] for k in range(d)] + [labels]
+
         def step_values() -> float:
             loss, grads = traced.mean_value_and_grad([*(p.data for p in params), *columns])
             for p, g in zip(params, grads[:n]):
@@ -209,8 +211,8 @@ def compile_batch_step(
     if keep_memory:
         keep_freed_memory()  # each step's arrays reuse the last one's memory
 
-    def run(values: Any) -> tuple[float, Any]:
-        return traced.mean_value_and_grad_arrays(values, columns)  # type: ignore[no-any-return]
+    def run(values: Any) -> tuple[float, Any]:  # the batch as one matrix, and its labels
+        return traced.mean_value_and_grad_arrays(values, [data, labels])  # type: ignore[no-any-return]
 
     def step() -> float:
         return home.step(run)

@@ -332,3 +332,29 @@ def test_a_training_step_computes_no_gradient_for_the_data():
     mean, grads = step.traced.mean_value_and_grad_arrays(shared, columns)
     slow_mean, slow = step.traced.mean_value_and_grad([*shared.tolist(), *columns])
     assert mean == slow_mean and bits(grads) == bits(slow[:n])
+
+
+def test_the_batch_as_one_matrix_gives_the_columns_numbers_and_is_not_restacked():
+    xs, ys = data()
+    model = MLP(3, [8, 3], seed=2)
+    step = compile_batch_step(model, ce(model), xs, ys, SGD(model.parameters(), 0.1))
+    traced = step.traced
+    X = np.array(xs, dtype=np.float64)
+    y = np.array(ys, dtype=np.float64)
+    columns = [X[:, k].copy() for k in range(3)] + [y]
+    shared = np.array([p.data for p in model.parameters()])
+    by_matrix = traced.mean_value_and_grad_arrays(shared, [X, y])
+    by_columns = traced.mean_value_and_grad_arrays(shared, columns)
+    assert by_matrix[0] == by_columns[0] and bits(by_matrix[1]) == bits(by_columns[1])
+    sources = [
+        p.source for k, p in traced._programs.items() if k[0] == "mean" and max(k[-1] or (1,)) > 1
+    ]
+    # the first layer reads the matrix as given: no column of it is taken out, none stacked
+    assert sources and all("a0 = X0" in s and "X0[:, " not in s for s in sources)
+    X[5, 1] = np.nan  # a NaN sample: the exact path, the matrix cut back into columns
+    columns[1][5] = np.nan
+    nan_m = traced.mean_value_and_grad_arrays(shared, [X, y])
+    nan_c = traced.mean_value_and_grad_arrays(shared, columns)
+    assert bits([nan_m[0], *nan_m[1]]) == bits([nan_c[0], *nan_c[1]])
+    with pytest.raises(ValueError, match="column 1 must be a 1-D array"):  # 10 rows, 64 labels
+        traced.mean_value_and_grad_arrays(shared, [X[:10], y])

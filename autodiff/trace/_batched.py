@@ -156,11 +156,17 @@ class BatchedTraced:
         code, _ = self._per_sample(namespace([], None))
         return code.forward_source() + "\n\n" + code.value_and_grad_source()
 
-    def _mean(self, xp: Any, mask: tuple[bool, ...], per_sample_grads: bool = True) -> MeanCode:
-        key = ("mean", xp.__name__, mask, per_sample_grads)
+    def _mean(
+        self,
+        xp: Any,
+        mask: tuple[bool, ...],
+        per_sample_grads: bool = True,
+        widths: tuple[int, ...] | None = None,
+    ) -> MeanCode:
+        key = ("mean", xp.__name__, mask, per_sample_grads, widths)
         prog = self._programs.get(key)
         if prog is None:
-            prog = MeanCode(self._program, self._names, mask, xp, per_sample_grads)
+            prog = MeanCode(self._program, self._names, mask, xp, per_sample_grads, widths)
             self._programs[key] = prog
         return prog  # type: ignore[no-any-return]
 
@@ -296,14 +302,18 @@ class BatchedTraced:
     def mean_value_and_grad_arrays(self, shared: Any, columns: Sequence[Any]) -> tuple[float, Any]:
         """:meth:`mean_value_and_grad` for a training step: arrays in, arrays out.
 
-        The first ``len(shared)`` inputs are shared by the whole batch and given as one
-        1-D float64 array (the weights); the others are `columns`, 1-D float64 arrays of
-        the batch's length, in input order. Returns the mean and the shared inputs'
-        gradient as one array. Each array is checked once -- not each number -- so a
-        step costs the same Python work for ten weights or a hundred thousand.
+        The first inputs are shared by the whole batch and given as one 1-D float64 array
+        (the weights); the others are `columns`, in input order: 1-D float64 arrays of the
+        batch's length, or 2-D ones (batch × k) standing for k consecutive inputs -- the
+        data as one matrix, used as it is (the first layer's product reads it; nothing is
+        stacked per step). Returns the mean and the shared inputs' gradient as one array;
+        no gradient is computed for the per-sample inputs. Each array is checked once --
+        not each number -- so a step costs the same Python work for ten weights or a
+        hundred thousand.
         """
         xp = namespace([shared, *columns], self._xp)
-        n_shared = self.n_inputs - len(columns)
+        widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
+        n_shared = self.n_inputs - sum(widths)
         if getattr(shared, "ndim", None) != 1 or int(shared.shape[0]) != n_shared:
             raise ValueError(
                 f"BatchedTraced: expected the {n_shared} shared inputs as one 1-D array, got "
@@ -311,9 +321,11 @@ class BatchedTraced:
             )
         size = None
         for i, c in enumerate(columns):
-            if getattr(c, "ndim", None) != 1 or (size is not None and int(c.shape[0]) != size):
+            ok = getattr(c, "ndim", None) in (1, 2) and (size is None or int(c.shape[0]) == size)
+            if not ok or (c.ndim == 2 and int(c.shape[1]) < 1):
                 raise ValueError(
-                    f"BatchedTraced: column {i} must be a 1-D array of the batch's length"
+                    f"BatchedTraced: column {i} must be a 1-D array of the batch's length "
+                    "(or a 2-D one, batch × k, for k inputs)"
                 )
             size = int(c.shape[0])
         if not size:
@@ -322,11 +334,15 @@ class BatchedTraced:
             if a.dtype != xp.float64:
                 raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
         device = getattr(shared, "device", None)
-        mask = (False,) * n_shared + (True,) * len(columns)
-        prog = self._mean(xp, mask, per_sample_grads=False)  # only the shared gradients
+        mask = (False,) * n_shared + (True,) * sum(widths)
+        # only the shared gradients, the data as given
+        prog = self._mean(xp, mask, per_sample_grads=False, widths=widths)
 
-        def args() -> list[Any]:  # for the error path only: one float per shared input
-            return [*to_list(shared, xp), *columns]
+        def args() -> list[Any]:  # for the error path only: one float per shared input,
+            cols: list[Any] = []  # one 1-D array per per-sample input
+            for c in columns:
+                cols += [c] if c.ndim == 1 else [c[:, j] for j in range(int(c.shape[1]))]
+            return [*to_list(shared, xp), *cols]
 
         value, grads, _ = self._guard(
             lambda loud: prog.run_arrays(shared, columns, size, device), args, size, xp

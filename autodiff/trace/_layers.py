@@ -81,10 +81,23 @@ class MeanCode:
         mask: tuple[bool, ...],
         xp: Any,
         per_sample_grads: bool = True,
+        widths: tuple[int, ...] | None = None,
     ) -> None:
         tape = program.tape
         self.program = program
         self.tape, self.names, self.mask, self.xp = tape, list(names), mask, xp
+        # how the per-sample inputs arrive: one 1-D array each, or (`widths`, a training
+        # step's) in blocks -- a block of width k is one (batch × k) matrix standing for k
+        # consecutive per-sample inputs, as the batch's data is held: no per-step stacking
+        per_sample = [i for i in range(tape.n_in) if mask[i]]
+        widths = widths or (1,) * len(per_sample)
+        assert sum(widths) == len(per_sample) and (per_sample_grads is False or max(widths) == 1)
+        self.block: dict[int, tuple[int, int]] = {}  # input -> (block, column)
+        it = iter(per_sample)
+        for b, k in enumerate(widths):
+            for j in range(k):
+                self.block[next(it)] = (b, j)
+        self.widths = widths
         helpers, self._fk, self._lk = kernels(xp)
         self.namespace: dict[str, object] = dict(helpers)
         self._index_lists: dict[str, list[Any]] = {}
@@ -179,7 +192,8 @@ class MeanCode:
         """How the code refers to slot s's value."""
         if s < self.tape.n_in:
             if self.mask[s]:
-                return ArraySym(f"x{s}")
+                b, j = self.block[s]
+                return ArraySym(f"x{s}" if self.widths[b] == 1 else f"X{b}[:, {j}]")
             self._used_shared.add(s)
             return ArraySym(f"s{self.spos[s]}")
         if not self.tape.op[s]:
@@ -219,6 +233,11 @@ class MeanCode:
             g = first[0]
             if list(slots) == self.groups[g].cols:
                 return self._gname(g)
+        where = self.block.get(slots[0])
+        if where is not None and self.widths[where[0]] == len(slots) > 1:
+            b = where[0]
+            if [self.block.get(s) for s in slots] == [(b, j) for j in range(len(slots))]:
+                return f"X{b}"  # the batch's data, as given: one matrix
         return f"_xp.stack([{', '.join(self._value(s).code for s in slots)}], axis=1)"
 
     def _forward_group(self, g: int) -> list[str]:
@@ -456,7 +475,13 @@ class MeanCode:
         # compile() more than the step
         named = {int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))}
         head = [f"    s{k} = S[{k}]" for k in sorted(named)]
-        params = ", ".join(["S", "_n", *(f"x{i}" for i in per_sample)])
+        blocks, seen = [], set()
+        for i in per_sample:
+            b = self.block[i][0]
+            if b not in seen:
+                seen.add(b)
+                blocks.append(f"x{i}" if self.widths[b] == 1 else f"X{b}")
+        params = ", ".join(["S", "_n", *blocks])
         return f"def mean_value_and_grad({params}):\n" + "\n".join([*head, *body]) + "\n"
 
     def _grad_of_line_code(self, i: int) -> str | None:
