@@ -130,7 +130,12 @@ class MeanCode:
         self._plan()
         self._emit()
         self.source = self._source()
-        self._fn = compile_function(self.source, self.namespace, "mean_value_and_grad")
+        self.namespace["_quiet"] = quiet_for(xp)
+        # one function per device, each with its own globals (the index arrays live on the
+        # device): made once, never rewritten by a call, so that one program runs from
+        # several threads, on several devices, at once
+        self._fns: dict[str, Any] = {}
+        self._function(None)
 
     # -- finding the layers -----------------------------------------------------------
 
@@ -152,12 +157,12 @@ class MeanCode:
             if name == "dot":
                 m = (len(a) - 1) // 2
                 ws, xs = a[1 : m + 1], a[m + 1 :]
-                if a[0] in spos and all(w in spos for w in ws) and m > 0:
-                    key = xs
-                elif a[0] in spos and all(x in spos for x in xs) and m > 0:
-                    ws, xs, key = xs, ws, ws
-                else:
+                if not (a[0] in spos and m > 0):
                     continue
+                if not all(w in spos for w in ws):
+                    if not all(x in spos for x in xs):
+                        continue
+                    ws, xs = xs, ws  # dot(inputs, weights): the shared half is the weights
                 key = tuple(xs)
                 g = layers.get(key)
                 if g is None:
@@ -432,10 +437,13 @@ class MeanCode:
         d = ArraySym.const(d) if isinstance(d, float) else d
         src = grp.source
         tmp = self._tmp()
-        if computed:  # a formula: computed into a fresh array, then × the gradient in place
+        if computed and not d.code.isidentifier():
+            # a formula: computed into a fresh array, then × the gradient in place
             lines.append(f"    {tmp} = {d.code}")
             lines.append(f"    {tmp} *= {gname}")
-        else:  # a kernel's result (relu's: a mask), × the gradient in one pass
+        else:  # a kernel's result (relu's: a mask), or an array the forward pass holds --
+            # exp's derivative is its output, whose numbers the function returns: never
+            # multiplied in place -- × the gradient into a new array, in one pass
             lines.append(f"    {tmp} = {d.code} * {gname}")
         contrib = tmp
         if grp.src_cols == list(range(len(self.groups[src].cols))):
@@ -538,18 +546,22 @@ class MeanCode:
         if consts is None:
             kw = {} if device is None else {"device": device}
             consts = self._index_cache[key] = xp.asarray(self.consts, dtype=xp.float64, **kw)
-        ns = self.namespace
-        ns.update(self._indices(device))
-        ns["_quiet"] = quiet_for(xp)
-        return self._fn(xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
+        fn = self._function(device)
+        return fn(xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
         xp = self.xp
         kw = {} if device is None else {"device": device}
         shared = [a for a, is_array in zip(args, self.mask) if not is_array] + self.consts
         shared_array = xp.asarray(shared, dtype=xp.float64, **kw)
-        ns = self.namespace
-        ns.update(self._indices(device))
-        ns["_quiet"] = quiet_for(xp)
         per_sample = [a for a, is_array in zip(args, self.mask) if is_array]
-        return self._fn(shared_array, float(size), *per_sample)  # type: ignore[no-any-return]
+        return self._function(device)(shared_array, float(size), *per_sample)  # type: ignore[no-any-return]
+
+    def _function(self, device: Any) -> Any:
+        """The compiled function for `device`, with its index arrays as its own globals."""
+        key = str(device)
+        fn = self._fns.get(key)
+        if fn is None:  # (two threads may both make it: the same function, either kept)
+            namespace = {**self.namespace, **self._indices(device)}
+            fn = self._fns[key] = compile_function(self.source, namespace, "mean_value_and_grad")
+        return fn

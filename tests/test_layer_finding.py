@@ -1,0 +1,129 @@
+"""Layer finding in the batched mean: awkward graphs against eager, and one compiled
+program run from several threads at once.
+
+The batched mean groups ``dot`` nodes that read the same per-sample inputs with shared
+weights into matrix products. Each model here is built to trip a wrong grouping: the
+same inputs read in different orders, a layer read in another order than it was made,
+an exp whose derivative is its own output, a dot written the other way round (inputs first,
+weights second), one input read twice, a layer that also reads the layer below it (a
+skip), a weight shared by two layers. Each is checked against the eager engine: the mean
+of the per-sample losses and its gradient, built and back-propagated one sample at a
+time. Tolerance: the grouped code sums each dot as a matrix product (BLAS, in its own
+order), so 1e-12 relative (~4500 ulp), far below any wrong grouping's error.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from threads import run_together
+
+from autodiff import Value, dot, trace
+
+N_W = 12  # shared inputs (weights) per model; then 3 per-sample inputs
+
+
+def _models():
+    """name -> f(v): v[:N_W] shared weights, v[N_W:] one sample's three inputs."""
+
+    def orders(v):  # the same inputs in two orders: two layers, not one
+        w, x = v[:N_W], v[N_W:]
+        a = [dot(w[0:3], x, w[3]).tanh(), dot(w[4:7], [x[2], x[0], x[1]], w[7]).tanh()]
+        return dot([w[8], w[9]], a, w[10]) ** 2
+
+    def swapped(v):  # a layer reading the layer below in another order than it was made
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:3], x, w[3]).tanh(), dot(w[4:7], x, w[7]).tanh()]
+        # (one of the two orders differs from the group's, whichever the tape made)
+        return dot([w[8], w[9]], [h[1], h[0]], w[10]).exp() + dot([w[11], w[9]], h, w[10]).tanh()
+
+    def transposed(v):  # dot(inputs, weights): the weights in the second half
+        w, x = v[:N_W], v[N_W:]
+        a = [dot(x, w[0:3], w[3]).relu(), dot(w[4:7], x, w[7]).relu()]
+        return (dot(a, [w[8], w[9]], w[10]) - 0.5) ** 2
+
+    def repeated(v):  # one input read twice by the same dot
+        w, x = v[:N_W], v[N_W:]
+        a = [dot(w[0:3], [x[0], x[0], x[1]], w[3]).sigmoid(), dot(w[4:7], [x[0], x[0], x[1]], w[7])]
+        return dot([w[8], w[9]], a, w[10]).softplus()
+
+    def skip(v):  # the second layer reads the inputs and the first layer
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:3], x, w[3]).tanh(), dot(w[4:7], x, w[7]).tanh()]
+        return dot([w[8], w[9], w[11]], [h[0], h[1], x[2]], w[10]).exp()
+
+    def tied(v):  # one weight in two layers, and a per-sample input as a bias
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:3], x, w[3]).tanh(), dot([w[0], w[5], w[6]], x, x[1]).tanh()]
+        return (dot([w[0], w[9]], h, w[10]) * x[2]) ** 2
+
+    return {f.__name__: f for f in (orders, swapped, transposed, repeated, skip, tied)}
+
+
+def _eager(f, weights, batch):
+    """The mean of f over the batch and its gradient in the weights, one sample at a time."""
+    total, grads = 0.0, [0.0] * N_W
+    for sample in batch:
+        ws = [Value(w) for w in weights]
+        y = f([*ws, *(Value(x) for x in sample)])
+        y.backward()
+        total += y.data
+        grads = [g + w.grad for g, w in zip(grads, ws)]
+    n = len(batch)
+    return total / n, [g / n for g in grads]
+
+
+def _data(seed):
+    rng = random.Random(seed)
+    weights = [rng.uniform(-1, 1) for _ in range(N_W)]
+    batch = [[rng.uniform(-1, 1) for _ in range(3)] for _ in range(40)]
+    return weights, batch
+
+
+@pytest.mark.parametrize("name", sorted(_models()))
+def test_awkward_layers_give_eagers_mean_and_gradient(name):
+    f = _models()[name]
+    weights, batch = _data(1)
+    traced = trace(f, [*weights, *batch[0]], batched=True)
+    columns = [np.array([s[k] for s in batch]) for k in range(3)]
+    mean, grads = traced.mean_value_and_grad([*weights, *columns])
+    e_mean, e_grads = _eager(f, weights, batch)
+    assert mean == pytest.approx(e_mean, rel=1e-12)
+    assert grads[:N_W] == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+    # the training step's code (no data gradient, the batch as one matrix) agrees too
+    X = np.array(batch, dtype=np.float64)
+    a_mean, a_grads = traced.mean_value_and_grad_arrays(np.array(weights), [X])
+    assert a_mean == pytest.approx(e_mean, rel=1e-12)
+    assert a_grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+
+
+def test_one_compiled_program_runs_from_several_threads_at_once():
+    """No run rewrites what another reads: each thread gets its own batch's numbers."""
+    f = _models()["skip"]
+    weights, batch = _data(2)
+    traced = trace(f, [*weights, *batch[0]], batched=True)
+    batches = [_data(10 + k)[1] for k in range(6)]
+    alone = [
+        traced.mean_value_and_grad_arrays(np.array(weights), [np.array(b, dtype=np.float64)])
+        for b in batches
+    ]
+    got: dict[int, list] = {}
+
+    def run(k):
+        X = np.array(batches[k], dtype=np.float64)
+        got[k] = [traced.mean_value_and_grad_arrays(np.array(weights), [X]) for _ in range(20)]
+
+    programs = [p for key, p in traced._programs.items() if key[0] == "mean"]
+    before = [
+        {k: id(v) for k, v in fn.__globals__.items()} for p in programs for fn in p._fns.values()
+    ]
+    assert run_together([lambda k=k: run(k) for k in range(6)], switch_interval=1e-6) == []
+    after = [
+        {k: id(v) for k, v in fn.__globals__.items()} for p in programs for fn in p._fns.values()
+    ]
+    assert before == after  # no run rewrote the globals another run reads
+    for k, results in got.items():
+        for mean, grads in results:
+            assert mean == alone[k][0] and grads.tolist() == alone[k][1].tolist()
