@@ -663,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(torch_row(f"{label}, blocks of {k} steps)", res, k))
         print(rows[-1])
 
-    # wide networks, batch 1000, Adam: the parameters live in arrays (nn.arrays)
+    # wide networks, batch 1000, Adam: the parameters owned by one array (nn.compiled)
     for name, nin, sizes, classes in WIDE:
         ours_w, theirs_w = wide_steps(nin, sizes, classes)
         first = ours_w()
