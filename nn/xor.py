@@ -58,6 +58,7 @@ from nn.cli import (
 )
 from nn.data import xor
 from nn.draw import layer_explorer, network_graph
+from nn.losses import logistic
 from nn.module import MLP
 from nn.plots import decision_boundary, feature_space, training_animation
 from nn.train import XOR_DEFAULTS, accuracy, predict_proba, train_xor
@@ -208,6 +209,12 @@ def _snapshot(model: MLP, xs: list[list[float]]) -> tuple[Any, list[list[float]]
     return prob, hs, ([w.data for w in out_neuron.w], out_neuron.b.data, 0.0)
 
 
+def _loss_of(model: MLP, xs: list[list[float]], ys: list[int]) -> float:
+    """The training loss of `model` as it is now (after its last update), no graph kept."""
+    with no_grad():
+        return logistic([model(x) for x in xs], ys).data  # type: ignore[misc]
+
+
 def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) -> int:
     """Train from a random start; print and draw. Returns K, the samples right."""
     tqdm = require("tqdm", "nn", "python -m nn.xor").tqdm
@@ -221,7 +228,8 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
             if step % 10 == 0 or step == args.steps - 1:
                 bar.set_postfix(loss=f"{loss:.4g}")  # 4 significant digits: it visibly moves
             if args.animate and (step % every == 0 or step == args.steps - 1):
-                frames.append((step + 1, loss, *_snapshot(model, xs)))
+                # titled with the loss of the model the frame draws: after this update
+                frames.append((step + 1, _loss_of(model, xs, ys), *_snapshot(model, xs)))
 
         result = train_xor(
             xs,
@@ -234,10 +242,10 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
             compile=args.compile,
         )
     model = result.model
-    first, last = result.losses[0], result.losses[-1]
-    print(
-        f"trained MLP(2, [{args.hidden}, 1]) for {args.steps} steps: loss {first:.4g} -> {last:.4g}"
-    )
+    # the loss before the first update, and that of the model printed and drawn below
+    first, last = result.losses[0], _loss_of(model, xs, ys)
+    steps = f"{args.steps} step" + ("s" if args.steps != 1 else "")
+    print(f"trained MLP(2, [{args.hidden}, 1]) for {steps}: loss {first:.4g} -> {last:.4g}")
     _table(xs, ys, "P(y=1|x)", predict_proba(model, xs))
 
     _label_parameters(model)

@@ -73,3 +73,32 @@ def test_ctrl_c_while_a_picture_is_written_is_status_130_and_no_partial_file(
     assert "interrupted" in _one_line(capsys.readouterr().err, job)
     pngs = [p.name for p in tmp_path.iterdir() if p.suffix == ".png"]
     assert pngs == []  # the picture being written: absent, not truncated; no temporary file
+
+
+def test_the_loss_printed_is_that_of_the_model_printed(tmp_path, capsys):
+    """After --steps 1 the table is of the updated model: the loss printed last is its loss
+    (computed after the update, not the loss the update started from), and "1 step"."""
+    import math
+    import re
+
+    assert xor.main(["--out", str(tmp_path), "--steps", "1"]) == 1  # not converged: status 1
+    out = capsys.readouterr().out
+    head = out.splitlines()[0]
+    assert "for 1 step:" in head
+    first, last = map(float, re.search(r"loss ([\d.]+) -> ([\d.]+)", head).groups())
+    assert first != last
+    rows = [ln.split("|") for ln in out.splitlines()[2:6]]
+    ps = [float(r[2]) for r in rows]
+    ys = [int(r[1]) for r in rows]
+    table_loss = sum(-math.log(p if y else 1 - p) for p, y in zip(ps, ys)) / 4
+    assert abs(table_loss - last) < 2e-3  # (the table shows P to 4 decimals)
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_help_shows_every_default(job, capsys):
+    with pytest.raises(SystemExit):
+        JOBS[job](["--help"])
+    options = capsys.readouterr().out.split("options:")[1]
+    for option in ("--hidden", "--steps", "--lr", "--seed", "--out"):
+        line = next(ln for ln in options.splitlines() if ln.strip().startswith(option))
+        assert "(default " in line, line

@@ -306,7 +306,6 @@ class Program:
         self.tape = tape
         self._ops: list[Op] | None = None
         self._adjoints: list[Grad | Local] | None = None
-        self._locals: dict[int, Local] = {}
 
     @property
     def ops(self) -> list[Op]:
@@ -372,9 +371,7 @@ class Program:
                         pending[p].append((c, k, units[k]))
                     else:
                         pending[p] = [(c, k, units[k])]
-            local = new(Local, (c, name, forms))
-            self._locals[c] = local
-            append(local)
+            append(new(Local, (c, name, forms)))
         return adjoints
 
     def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
