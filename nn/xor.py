@@ -182,6 +182,8 @@ def _write_pictures(model: MLP | None, out: str) -> list[str]:
         path = os.path.join(out, "layers.html")
         layer_explorer(lecture.mlp(), x, y, path, title=title)
         written.append(path)
+        if model is not None:  # say so: these two show the slide's network, not the trained one
+            written[-2:] = [f"{written[-2]} and {written[-1]} (the lecture's network)"]
     except RendererNotFoundError as e:
         print(f"warning: network pictures not drawn: {e}", file=sys.stderr)
     return written
