@@ -4,7 +4,8 @@
 neurons -- a neuron's ``dot`` is one node already in the Value graph, here it is
 one circle -- for one sample: the inputs in the first column, each layer in the
 next, the output last. Each edge is a weight; its colour says its sign (blue
-positive, red negative) and its width its size, relative to the largest in the
+positive, red negative, grey zero; dashed grey: not a number) and its width its size,
+relative to the largest in the
 picture, so a network of 16 or 256 weights per layer still reads at a glance.
 
 * ``kind="forward"``: each neuron shows its output for the sample, each edge its
@@ -34,7 +35,19 @@ __all__ = ["EDGE_LABELS_UP_TO", "network_graph"]
 #: A layer with at most this many weights has them written on its edges.
 EDGE_LABELS_UP_TO = 8
 
-_POSITIVE, _NEGATIVE = "#1f77b4", "#d62728"
+_POSITIVE, _NEGATIVE, _ZERO = "#1f77b4", "#d62728", "#8c8c8c"
+
+
+def _colour(value: float) -> str:
+    """An edge's colour by the sign of its number: blue > 0, red < 0, and a neutral grey
+    for 0 (either sign of zero) and for NaN -- as the picture's legend says."""
+    if value > 0:
+        return _POSITIVE
+    if value < 0:
+        return _NEGATIVE
+    return _ZERO
+
+
 _FONTSIZE = 9.0
 
 
@@ -115,7 +128,7 @@ def network_graph(
             "splines": "line",
             "fontname": FONT,
             "fontsize": "12",
-            "label": title + "\nblue > 0, red < 0; width ∝ size",
+            "label": title + "\nblue > 0, red < 0, grey = 0 (dashed: not a number); width ∝ size",
             "labelloc": "t",
             "bgcolor": "white",
             "outputorder": "edgesfirst",  # the neurons' boxes cover the lines under them
@@ -168,10 +181,12 @@ def network_graph(
             bounded = value == value and abs(value) != float("inf")
             size = abs(value) / biggest if bounded else 1.0
             attrs = {
-                "color": (_POSITIVE if value >= 0 else _NEGATIVE) if value == value else "gray",
+                "color": _colour(value),
                 "penwidth": f"{0.3 + 3.2 * size:.2f}",
                 "tooltip": f"{'∂L/∂w' if backward else 'w'} = {number(value)}",
             }
+            if value != value:
+                attrs["style"] = "dashed"  # not a number: grey, dashed
             if label:
                 attrs["label"] = _short(value)
                 attrs["fontcolor"] = attrs["color"]

@@ -412,3 +412,28 @@ def test_confusion_matrix_refuses_what_it_cannot_count(true, pred, match):
 
     with pytest.raises(ValueError, match=match):
         confusion_matrix(true, pred, classes=10)
+
+
+def test_network_edges_are_coloured_as_the_legend_says_zero_grey():
+    """blue > 0, red < 0, grey = 0 (dashed: NaN): a zero weight or gradient is not blue."""
+    import re
+
+    from autodiff.render import render_bytes
+    from nn.draw import network_graph
+    from nn.module import MLP
+
+    model = MLP(2, [3, 1], seed=0)
+    first = model.layers[0].neurons
+    first[0].w[0].data, first[1].w[1].data, first[2].w[0].data = 0.0, -0.0, math.nan
+    svg = render_bytes(network_graph(model, [1.0, -1.0], 1, kind="forward"), "svg").decode()
+    assert "blue &gt; 0, red &lt; 0, grey = 0 (dashed: not a number)" in svg
+    edges = re.findall(
+        r'xlink:title="w = ([^"]*)">\s*<path fill="none" stroke="(#[0-9a-f]+)"([^>]*)', svg
+    )
+    assert len(edges) == 9  # 2×3 + 3×1
+    for shown, colour, rest in edges:
+        x = float(shown.replace("&#45;", "-"))
+        want = "#1f77b4" if x > 0 else "#d62728" if x < 0 else "#8c8c8c"
+        assert colour == want, (shown, colour)
+        assert ("stroke-dasharray" in rest) == (x != x), shown
+    assert sum(c == "#8c8c8c" for _, c, _ in edges) == 3
