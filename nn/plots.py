@@ -503,29 +503,39 @@ def weight_images(
     columns: int = 8,
     side: int = 8,
 ) -> Figure:
-    """Each unit's input weights as a `side`×`side` image: red where a bright pixel raises
-    the unit's input, blue where it lowers it, on one colour scale per unit (symmetric).
+    """Each unit's input weights as a `side`×`side` image, in the colours every picture here
+    uses: blue where a bright pixel raises the unit's input (w > 0), red where it lowers it
+    (w < 0), a neutral grey at 0. Each unit is scaled to its own largest |w| (the key says
+    so: −1 … +1 of that), so that a unit with small weights still shows its pattern.
 
     `used` marks the pixels that are ever bright in the data: the others (the digits'
     empty border) never move their weights from where they started, so they are drawn
-    gray and left out of the colour scale.
+    pale yellow and left out of the scale.
     """
-    colormaps = require("matplotlib", "nn", FEATURE).colormaps
+    matplotlib = require("matplotlib", "nn", FEATURE)
+    colors = matplotlib.colors
 
-    cmap = colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
+    cmap = colors.LinearSegmentedColormap.from_list(
+        "red_grey_blue", ["#b2182b", "#f4a582", "#d9d9d9", "#92c5de", "#2166ac"]
+    ).with_extremes(bad="#fff3c4")
     n = len(weights)
     rows = (n + columns - 1) // columns
-    fig = _figure(figsize=(1.2 * columns, 1.3 * rows + 0.5), layout="constrained")
+    fig = _figure(figsize=(1.2 * columns + 1.0, 1.3 * rows + 0.7), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
+    shown = None
     for k, ax in enumerate(a for row in axes for a in row):
         ax.set_axis_off()
         if k < n:
             w = [v if used is None or used[i] else math.nan for i, v in enumerate(weights[k])]
             top = max((abs(v) for v in w if math.isfinite(v)), default=1.0) or 1.0
-            pixels = [w[r * side : (r + 1) * side] for r in range(side)]
-            ax.imshow(pixels, cmap=cmap, vmin=-top, vmax=top)
+            pixels = [[v / top for v in w[r * side : (r + 1) * side]] for r in range(side)]
+            shown = ax.imshow(pixels, cmap=cmap, vmin=-1.0, vmax=1.0)
             ax.set_title(f"unit {k + 1}", fontsize=8)
-    fig.suptitle(title + (" (gray: pixels never lit)" if used is not None else ""))
+    if shown is not None:
+        key = fig.colorbar(shown, ax=axes, shrink=0.6, ticks=[-1, 0, 1])
+        key.ax.set_yticklabels(["−max|w|", "0", "+max|w|"])
+        key.set_label("weight, each unit on its own scale (blue > 0, red < 0)")
+    fig.suptitle(title + (" (pale yellow: pixels never lit)" if used is not None else ""))
     if path is not None:
         _savefig(fig, path)
     return fig
