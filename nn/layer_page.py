@@ -436,7 +436,8 @@ def layer_explorer(
         scalar[key] = lines
 
     network = render_bytes(network_graph(model, xs, y, kind="backward"), "svg").decode("utf-8")
-    heading = title or f"back-propagation, layer by layer: {model!r}"
+    sizes = "-".join(str(n) for n in [model.nin, *(layer.nout for layer in model.layers)])
+    heading = title or f"back-propagation, layer by layer: MLP {sizes}"
     data_ = {
         "title": heading,
         "columns": K + 1,

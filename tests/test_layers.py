@@ -245,3 +245,8 @@ def test_the_page_shows_the_loss_the_model_computes():
     shown = {float(m) for m in re.findall(r"-?\d+\.\d+", page)}
     assert any(abs(v - loss.data) < 5e-4 for v in shown)
     assert isinstance(loss, Value)
+
+
+def test_the_default_title_is_one_a_person_would_write():
+    page = layer_explorer(MLP(2, [3, 3, 1], seed=0), [1.0, 0.5], 1)
+    assert page_data(page.html)["title"] == "back-propagation, layer by layer: MLP 2-3-3-1"

@@ -437,3 +437,31 @@ def test_network_edges_are_coloured_as_the_legend_says_zero_grey():
         assert colour == want, (shown, colour)
         assert ("stroke-dasharray" in rest) == (x != x), shown
     assert sum(c == "#8c8c8c" for _, c, _ in edges) == 3
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (1920, 1080)])
+def test_the_explorer_panel_shows_each_steps_whole_text(tmp_path, width, height):
+    """At every step of the lecture's explorer, the panel is as tall as its text (up to 40%
+    of the window): nothing is cut, the last step's closing line included."""
+    import pathlib
+
+    from browser import page
+
+    from nn import lecture
+
+    needs_renderer()
+    W, c, w, b = lecture.parameters()
+    L = lecture.forward([1.0, 0.0], 1, W, c, w, b).L
+    path = explorer(L).save(tmp_path / "backprop.html")
+    with page(width, height) as pg:
+        pg.goto(pathlib.Path(path).resolve().as_uri())
+        total = pg.evaluate("window.explorer.steps")
+        for k in range(total + 1):
+            pg.evaluate(f"window.explorer.go({k})")
+            hidden = pg.evaluate(
+                "(() => {const p = document.getElementById('panel');"
+                " return p.scrollHeight - p.clientHeight})()"
+            )
+            assert hidden <= 1, (k, hidden)
+        assert "Done: these are the gradients backward() computes." in pg.inner_text("#panel")
+        assert pg.errors == []
