@@ -57,30 +57,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
     d = DEFAULTS
     p = Parser(prog="python -m nn.digits", description="Classify handwritten digits 0-9.")
-    p.add_argument(
-        "--hidden",
-        type=positive_int,
-        default=d["hidden"],
-        help="hidden units (default %(default)s)",
+    options = (
+        ("hidden", positive_int, "hidden units"),
+        ("steps", positive_int, "training steps"),
+        ("lr", positive_float, "Adam learning rate"),
+        ("seed", integer, "seed of the initial weights"),
     )
-    p.add_argument(
-        "--steps",
-        type=positive_int,
-        default=d["steps"],
-        help="training steps (default %(default)s)",
-    )
-    p.add_argument(
-        "--lr",
-        type=positive_float,
-        default=d["lr"],
-        help="Adam learning rate (default %(default)s)",
-    )
-    p.add_argument(
-        "--seed",
-        type=integer,
-        default=d["seed"],
-        help="seed of the initial weights (default %(default)s)",
-    )
+    for name, kind, text in options:
+        p.add_argument(
+            f"--{name}", type=kind, default=d[name], help=f"{text} (default %(default)s)"
+        )
     p.add_argument(
         "--out", type=folder, default="digits-out", help="output folder (default %(default)s)"
     )
