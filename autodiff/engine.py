@@ -889,7 +889,7 @@ def _apply(rule: Rule, args: tuple[Value, ...]) -> Value:
     """Record one operation: the one path every operation takes -- a built-in or a user's
     (:func:`op`), called as a function, a method or an operator (``+`` and ``×`` are
     written out in the class for speed, with this path's checks and the same numbers;
-    tests/test_rules_table.py pins every way of calling every rule to the same bits and
+    tests/test_user_ops.py pins every way of calling every rule to the same bits and
     the same errors).
 
     The numeric policy, for every rule: the result is stored as a float (TypeError
