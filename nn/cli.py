@@ -133,13 +133,16 @@ def run_job(prog: str, out: str, job: Callable[[], int]) -> int:
         return 2
 
 
-def check_memory(n_floats: int, what: str) -> None:
-    """MemoryError, before anything is allocated, if `n_floats` numbers held as Values
-    (~200 bytes each, with the graph a step builds) cannot fit the memory this machine
-    has free; nothing where the size of free memory cannot be read."""
+def check_memory(n_bytes: int, what: str) -> None:
+    """MemoryError, before anything is allocated, if a job needing about `n_bytes` cannot
+    fit this machine's physical memory at all; nothing where its size cannot be read.
+
+    The bound is the whole memory, not what is free at the moment: free memory excludes
+    the page cache the kernel gives back on demand, and refusing a job that would run is
+    worse than a job that runs out (whose MemoryError :func:`run_job` still reports)."""
     try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not a POSIX system that says
         return
-    if n_floats * 200 > free:
-        raise MemoryError(f"{what}: {n_floats:,} parameters need more than {free:,} bytes")
+    if n_bytes > total:
+        raise MemoryError(f"{what}: about {n_bytes:,} bytes needed, the machine has {total:,}")

@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The job itself: train, report, write the pictures (its failures: see main)."""
     tqdm = require("tqdm", "nn", "python -m nn.digits").tqdm
-    check_memory((64 + 11) * args.hidden * 1347, "python -m nn.digits")  # + the batch's arrays
+    # the parameters as Values (~200 bytes each) and a step's float64 arrays (~12 per unit)
+    check_memory((75 * args.hidden + 10) * 200 + 1347 * args.hidden * 8 * 12, "python -m nn.digits")
     probe_writable(args.out, ["confusion.png", "misclassified.png", "weights.png"])
     xs, ys = digits("train")
     xt, yt = digits("test")

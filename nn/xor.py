@@ -322,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return missing_extra("python -m nn.xor", e)
 
     def job() -> int:
-        check_memory(4 * args.hidden + 1, "python -m nn.xor")
+        # the parameters as Values (~200 bytes each) and a step's graph (~50 nodes a unit)
+        check_memory((4 * args.hidden + 1) * 200 + args.hidden * 50 * 200, "python -m nn.xor")
         probe_writable(args.out, OUTPUTS)
         xs, ys = xor()
         k = run_lecture(args, xs, ys) if args.lecture else run_trained(args, xs, ys)

@@ -102,3 +102,17 @@ def test_help_shows_every_default(job, capsys):
     for option in ("--hidden", "--steps", "--lr", "--seed", "--out"):
         line = next(ln for ln in options.splitlines() if ln.strip().startswith(option))
         assert "(default " in line, line
+
+
+def test_the_memory_check_refuses_only_what_the_machine_cannot_hold(monkeypatch):
+    """The bound is physical memory, not what is free now (free excludes the page cache):
+    a default run is never refused on a busy machine."""
+    import os
+
+    from nn.cli import check_memory
+
+    real = os.sysconf
+    monkeypatch.setattr(os, "sysconf", lambda k: 1 if k == "SC_AVPHYS_PAGES" else real(k))
+    check_memory(700 * 2**20, "job")  # more than "free" here, far less than the machine
+    with pytest.raises(MemoryError, match="job: about"):
+        check_memory(2**60, "job")
