@@ -44,7 +44,17 @@ from typing import Any, NamedTuple
 from autodiff import Value, dot
 from autodiff.engine import shown
 
-__all__ = ["ACTIVATIONS", "RELU_BIAS", "MLP", "Layer", "LoadResult", "Member", "Module", "Neuron"]
+__all__ = [
+    "ACTIVATIONS",
+    "RELU_BIAS",
+    "MLP",
+    "Layer",
+    "LoadResult",
+    "Member",
+    "Module",
+    "Neuron",
+    "check_plain_stack",
+]
 
 Input = Sequence["Value | float"]
 State = dict[str, "float | list[float]"]
@@ -530,3 +540,23 @@ class MLP(Module):
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"MLP([{inner}])"
+
+
+def check_plain_stack(model: MLP, who: str) -> None:
+    """ValueError, naming `who` and the model's type, unless calling `model` runs its
+    layers one after the other -- what a picture that draws the layers shows. A subclass
+    with its own ``forward`` or ``__call__`` (or layers or neurons with their own)
+    computes something such a picture could not show."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"{who}: expected an MLP, got {type(model).__name__}")
+    kinds: list[tuple[type, type]] = [(type(model), MLP)]
+    for layer in model.layers:
+        kinds += [(type(layer), Layer)] + [(type(n), Neuron) for n in layer.neurons]
+    for kind, base in kinds:
+        for method in ("forward", "__call__"):
+            if getattr(kind, method) is not getattr(base, method):
+                raise ValueError(
+                    f"{who}: {kind.__name__} defines its own {method}, so what "
+                    f"{type(model).__name__} computes is not the stack of layers this page "
+                    "draws; draw a plain MLP with the same layers"
+                )

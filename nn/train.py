@@ -60,6 +60,7 @@ def train_xor(
     seed: int = XOR_DEFAULTS["seed"],
     on_step: Callable[[int, float, MLP], None] | None = None,
     compile: bool = False,
+    model: MLP | None = None,
 ) -> TrainResult:
     """Train MLP(2, [hidden, 1]) (ReLU hidden layer, linear score z) with Adam.
 
@@ -67,9 +68,11 @@ def train_xor(
     random start drawn from `seed`. `on_step(step, loss, model)` is called after every
     update (for a progress bar). With ``compile=True`` the loss and its gradient
     are traced once and run as compiled code (:func:`compile_step`): the same
-    numbers, faster.
+    numbers, faster. `model` is the network to train, if the caller made it (to watch it
+    from the start); by default a new one from `seed`.
     """
-    model = MLP(len(xs[0]), [hidden, 1], activation="relu", seed=seed)
+    if model is None:
+        model = MLP(len(xs[0]), [hidden, 1], activation="relu", seed=seed)
     opt = Adam(model.parameters(), lr=lr)
     result = TrainResult(model)
 

@@ -17,6 +17,9 @@ and the predicted class; writes into DIR:
   through in a browser (:func:`autodiff.render.explorer`);
 * ``layers.html``: the same back-propagation layer by layer, the lecture's
   L12–L17 with their vectors and matrices (:func:`nn.draw.layer_explorer`);
+* ``training.html``: training to watch, step by step -- the network with each unit
+  drawn as its output over the input plane, the boundary, the loss curve
+  (:class:`nn.draw.TrainingRecorder`);
 * ``decision_boundary.png`` and ``feature_space.png``; with ``--animate``,
   ``training.gif``: both, over the course of training.
 
@@ -57,7 +60,7 @@ from nn.cli import (
     run_job,
 )
 from nn.data import xor
-from nn.draw import layer_explorer, network_graph
+from nn.draw import TrainingRecorder, layer_explorer, network_graph, recorded_steps
 from nn.losses import logistic
 from nn.module import MLP
 from nn.plots import decision_boundary, feature_space, training_animation
@@ -146,6 +149,7 @@ OUTPUTS = (
     "network_backward.svg",
     "backprop.html",
     "layers.html",
+    "training.html",
     "decision_boundary.png",
     "feature_space.png",
     "training.gif",
@@ -223,12 +227,19 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
     frames: list[Any] = []
     every = max(1, args.steps // 20)  # about 20 frames
+    model = MLP(2, [args.hidden, 1], activation="relu", seed=args.seed)
+    watch = TrainingRecorder(model, xs, ys)
+    marks = set(recorded_steps(args.steps))
+    watch.record(0)
     with tqdm(total=args.steps, desc="training", unit="step", file=sys.stderr) as bar:
 
         def progress(step: int, loss: float, model: MLP) -> None:
             bar.update(1)
             if step % 10 == 0 or step == args.steps - 1:
                 bar.set_postfix(loss=f"{loss:.4g}")  # 4 significant digits: it visibly moves
+            watch.track(step, loss)  # the loss of the model after `step` updates
+            if step + 1 in marks:
+                watch.record(step + 1)
             if args.animate and (step % every == 0 or step == args.steps - 1):
                 # titled with the loss of the model the frame draws: after this update
                 frames.append((step + 1, _loss_of(model, xs, ys), *_snapshot(model, xs)))
@@ -242,6 +253,7 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
             seed=args.seed,
             on_step=progress,
             compile=args.compile,
+            model=model,
         )
     model = result.model
     # the loss before the first update, and that of the model printed and drawn below
@@ -259,9 +271,11 @@ def run_trained(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
     prob, hs, line = _snapshot(model, xs)
     boundary = os.path.join(args.out, "decision_boundary.png")
     features = os.path.join(args.out, "feature_space.png")
-    decision_boundary(prob, xs, ys, boundary, title=f"learned: P(y=1|x) = ½, seed {args.seed}")
+    decision_boundary(prob, xs, ys, boundary, title=f"the learned boundary, seed {args.seed}")
     feature_space(xs, hs, ys, features, line=line)
     written += [boundary, features]
+    title = f"MLP(2, [{args.hidden}, 1]) learning XOR, seed {args.seed}, Adam lr {args.lr:g}"
+    written.append(watch.save(os.path.join(args.out, "training.html"), title=title))
     if frames:
         written.append(training_animation(frames, xs, ys, os.path.join(args.out, "training.gif")))
     print("wrote " + ", ".join(written))
@@ -303,7 +317,7 @@ def run_lecture(args: argparse.Namespace, xs: list[list[float]], ys: list[int]) 
 
     boundary = os.path.join(args.out, "decision_boundary.png")
     features = os.path.join(args.out, "feature_space.png")
-    title = "the lecture's network: y = ½"
+    title = "the lecture's network: its boundary"
     decision_boundary(score, xs, ys, boundary, title=title, label="y = wᵀh + b")
     feature_space(xs, hs, ys, features, line=(lecture.LECTURE_W_OUT, lecture.LECTURE_B, 0.5))
     written += [boundary, features]
