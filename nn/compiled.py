@@ -168,8 +168,9 @@ def compile_batch_step(
     them home, whole, and a weight set by hand is what the next step starts from.
     Several steps made for one optimizer (minibatches) share one array. An optimizer
     over some of the parameters only (frozen ones), or in another order, takes the
-    per-Value path: each ``.grad`` set, then ``opt.step()``. With ``keep_memory`` (the
-    default) the C allocator is asked to reuse the memory of each step's arrays
+    per-Value path: each ``.grad`` set, then ``opt.step()``. The step returns the loss
+    before its update; ``step.loss()`` gives the loss of the model as it is now. With
+    ``keep_memory`` (the default) the C allocator is asked to reuse the memory of each step's arrays
     (:func:`keep_freed_memory`), which makes wide layers about 1.6× faster.
     """
     params = model.parameters()
@@ -193,6 +194,12 @@ def compile_batch_step(
     data = xp.asarray([[float(v) for v in x] for x in xs], dtype=xp.float64, **kw)  # n × d
     labels = xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw)
 
+    def loss_now() -> float:
+        """The mean loss of the model as it is now -- after the last step's update --
+        computed by the same code as a step, nothing updated."""
+        values = xp.asarray([p.data for p in params], dtype=xp.float64, **kw)  # home first
+        return float(traced.mean_value_and_grad_arrays(values, [data, labels])[0])
+
     if [id(p) for p in opt.params] != [id(p) for p in params]:
         # an optimizer over other parameters, or in another order: set each .grad, step
         columns = [data[:, k] for k in range(d)] + [labels]
@@ -205,6 +212,7 @@ def compile_batch_step(
             return loss
 
         step_values.traced = traced  # type: ignore[attr-defined]
+        step_values.loss = loss_now  # type: ignore[attr-defined]
         step_values.sync = lambda: None  # type: ignore[attr-defined]  # nothing is held
         return step_values
     home = ArrayParameters.of(opt, xp, device)
@@ -218,6 +226,7 @@ def compile_batch_step(
         return home.step(run)
 
     step.traced = traced  # type: ignore[attr-defined]
+    step.loss = loss_now  # type: ignore[attr-defined]
     step.sync = home.lease.settle  # type: ignore[attr-defined]  # hand the numbers back now
     return step
 

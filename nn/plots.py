@@ -42,6 +42,8 @@ def _figure(**kwargs: Any) -> Figure:
 
 __all__ = [
     "DPI",
+    "SIGNED_COLOURS",
+    "class_gradients",
     "confusion_counts",
     "confusion_matrix",
     "decision_boundary",
@@ -62,8 +64,12 @@ def _savefig(fig: Figure, path: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, dpi=DPI)
 
 
-_COLORS = ["tab:blue", "tab:orange"]
-_MARKERS = ["o", "s"]
+#: Red for negative, a neutral grey at 0, blue for positive: every signed picture's colours.
+SIGNED_COLOURS = ["#b2182b", "#f4a582", "#d9d9d9", "#92c5de", "#2166ac"]
+# the classes in the colours of the sign convention: y = 1 (z > 0) blue, y = 0 red, as on
+# the training page (● y = 1, ■ y = 0)
+_COLORS = ["#d62728", "#1f77b4"]
+_MARKERS = ["s", "o"]
 
 
 def decision_boundary(
@@ -102,16 +108,30 @@ def decision_boundary(
 
         levels = np.linspace(vrange[0], vrange[1], 21)
         grid = [[min(max(v, vrange[0]), vrange[1]) for v in row] for row in grid]
-    shade = ax.contourf(gx, gy, grid, levels=levels, cmap="RdBu_r", alpha=0.75)
-    fig.colorbar(shade, ax=ax, label=label)
+    matplotlib = require("matplotlib", "nn", FEATURE)
+    colors = matplotlib.colors
+    # blue above the boundary (class 1), red below it, grey at it: the sign convention
+    finite = [v for row in grid for v in row if math.isfinite(v)]
+    low, high = vrange or (min(finite, default=level), max(finite, default=level))
+    low, high = min(low, level - 1e-9), max(high, level + 1e-9)
+    norm = colors.TwoSlopeNorm(vcenter=level, vmin=low, vmax=high)
+    cmap = colors.LinearSegmentedColormap.from_list("signed", SIGNED_COLOURS)
+    shade = ax.contourf(gx, gy, grid, levels=levels, cmap=cmap, norm=norm, alpha=0.85)
+    fig.colorbar(shade, ax=ax, label=f"{label} (grey: {level:g}, the boundary)")
     ax.contour(gx, gy, grid, levels=[level], colors="black", linewidths=2)
+    ax.plot([], [], color="black", linewidth=2, label=f"{label} = {_half(level)}")
     show = len(xs) <= 12 if annotate is None else annotate
     _scatter(ax, xs, ys, [_fmt(x) for x in xs] if show else None)
     ax.set(xlabel="x₁", ylabel="x₂", title=title, xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal", adjustable="box")
+    ax.locator_params(nbins=6)  # tick labels that never run into each other
     if path is not None:
         _savefig(fig, path)
     return fig
+
+
+def _half(v: float) -> str:
+    return "½" if v == 0.5 else f"{v:g}"
 
 
 def feature_space(
@@ -446,7 +466,10 @@ def confusion_matrix(
     right = sum(counts[k][k] for k in range(classes))
     fig = _figure(figsize=(6.2, 5.4), layout="constrained")
     ax = fig.add_subplot()
-    shown = ax.imshow(counts, cmap="Blues")
+    # from a neutral grey at 0 (the convention's zero) to a dark blue
+    matplotlib = require("matplotlib", "nn", FEATURE)
+    cmap = matplotlib.colors.LinearSegmentedColormap.from_list("counts", ["#e8e8e8", "#08306b"])
+    shown = ax.imshow(counts, cmap=cmap)
     fig.colorbar(shown, ax=ax, label="samples")
     top = max(max(row) for row in counts) or 1
     for i in range(classes):
@@ -494,6 +517,68 @@ def digit_grid(
     return fig
 
 
+def class_gradients(
+    means: Sequence[Sequence[float]],
+    gradients: Sequence[Sequence[float]],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    counts: Sequence[int] | None = None,
+    used: Sequence[bool] | None = None,
+    title: str = "what each class responds to",
+    label: str = "∂score/∂pixel",
+    side: int = 8,
+) -> Figure:
+    """One column per class: above, the class's average digit; below, a signed map of
+    its pixels (`gradients`: for the digits job, ink × ∂(the class's score)/∂(pixel),
+    averaged over the class's test digits).
+
+    Blue where the number is positive, red where negative, a neutral grey at 0. Each
+    column is scaled to its own largest |number|, written under it (the key says so), so
+    that every class shows its pattern. `counts` (how many digits each column averages)
+    go in the captions. `used` marks the pixels ever lit in the training data: the others
+    (the empty border) say nothing learned, and are drawn pale yellow and left out of the
+    scale.
+    """
+    matplotlib = require("matplotlib", "nn", FEATURE)
+    cmap = matplotlib.colors.LinearSegmentedColormap.from_list("signed", SIGNED_COLOURS)
+    cmap = cmap.with_extremes(bad="#fff3c4")
+    n = len(gradients)
+    if len(means) != n:
+        raise ValueError(f"class_gradients: {len(means)} average digits but {n} gradients")
+    if used is not None:
+        gradients = [[v if used[i] else math.nan for i, v in enumerate(g)] for g in gradients]
+    fig = _figure(figsize=(1.15 * n + 1.7, 3.7), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    ink = signed = None
+    for c in range(n):
+        top = max((abs(v) for v in gradients[c] if math.isfinite(v)), default=0.0) or 1.0
+        for row, ax in enumerate(axes[:, c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                pixels = [list(means[c][r * side : (r + 1) * side]) for r in range(side)]
+                ink = ax.imshow(pixels, cmap="gray_r", vmin=0.0, vmax=1.0)
+                caption = f"{c}" + (f" ({counts[c]})" if counts is not None else "")
+                ax.set_title(caption, fontsize=10)
+            else:
+                g = gradients[c]
+                pixels = [[v / top for v in g[r * side : (r + 1) * side]] for r in range(side)]
+                signed = ax.imshow(pixels, cmap=cmap, vmin=-1.0, vmax=1.0)
+                ax.set_xlabel(f"±{top:.2g}", fontsize=8)
+    axes[0, 0].set_ylabel("average\ndigit", fontsize=9)
+    axes[1, 0].set_ylabel(label, fontsize=9)
+    if ink is not None and signed is not None:
+        k1 = fig.colorbar(ink, ax=axes[0, :], shrink=0.9, ticks=[0, 1], aspect=10)
+        k1.set_label("ink", fontsize=8)
+        k2 = fig.colorbar(signed, ax=axes[1, :], shrink=0.9, ticks=[-1, 0, 1], aspect=10)
+        k2.ax.set_yticklabels(["−max", "0", "+max"])
+        k2.set_label("each class its own max\n(under it)", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    if path is not None:
+        _savefig(fig, path)
+    return fig
+
+
 def weight_images(
     weights: Sequence[Sequence[float]],
     path: str | os.PathLike[str] | None = None,
@@ -515,9 +600,9 @@ def weight_images(
     matplotlib = require("matplotlib", "nn", FEATURE)
     colors = matplotlib.colors
 
-    cmap = colors.LinearSegmentedColormap.from_list(
-        "red_grey_blue", ["#b2182b", "#f4a582", "#d9d9d9", "#92c5de", "#2166ac"]
-    ).with_extremes(bad="#fff3c4")
+    cmap = colors.LinearSegmentedColormap.from_list("red_grey_blue", SIGNED_COLOURS).with_extremes(
+        bad="#fff3c4"
+    )
     n = len(weights)
     rows = (n + columns - 1) // columns
     fig = _figure(figsize=(1.2 * columns + 1.0, 1.3 * rows + 0.7), layout="constrained")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import collections
+import re
 import subprocess
 import sys
 
 import pytest
 
+from autodiff import no_grad
+from nn import losses
+from nn.compiled import compile_batch_step
 from nn.data import DIGITS_SPLIT, digits
-from nn.digits import main, parse_args
+from nn.digits import class_responses, main, parse_args
+from nn.module import MLP
+from nn.optim import Adam
 
 
 def test_the_digits_are_shipped_split_and_scaled():
@@ -41,8 +47,50 @@ def test_the_main_job_reaches_96_percent_and_writes_its_pictures(digits_job):
     last = out.splitlines()[-1]
     assert last.startswith("test accuracy: ")
     assert float(last.split(": ")[1]) >= 0.96
-    for name in ("confusion.png", "misclassified.png", "weights.png"):
+    for name in ("confusion.png", "misclassified.png", "class_gradients.png"):
         assert (folder / "digits-out" / name).stat().st_size > 10_000, name
+    # the losses printed: before the first update and of the model after the last one
+    first, last = re.search(r"loss (\S+) -> (\S+);", out).groups()
+    assert float(first) > 2.0 > 0.05 > float(last)
+
+
+def test_the_loss_after_training_is_the_model_as_it_is_now():
+    """step() returns the loss before its update; step.loss() that of the model as it is
+    now: the eager engine's loss of the updated model (to the batched mean's rounding:
+    it sums in matrix products, 1e-13 relative)."""
+    xs, ys = digits("train")
+    xs, ys = xs[:60], ys[:60]
+    model = MLP(64, [8, 10], seed=1)
+    step = compile_batch_step(
+        model,
+        lambda x, y: losses.cross_entropy([model(x)], [y]),
+        xs,
+        ys,
+        Adam(model.parameters(), lr=0.01),
+    )
+    for _ in range(3):
+        before = step()
+    now = step.loss()
+    with no_grad():
+        eager = losses.cross_entropy([model(x) for x in xs], ys).data
+    assert now == pytest.approx(eager, rel=1e-13)
+    assert now < before  # the last update helped, and it is counted
+    assert step() == now  # the next step starts from the same model
+
+
+def test_class_responses_are_ink_times_the_weight_for_a_linear_model():
+    """Closed form: with no hidden layer, ∂(score c)/∂xᵢ = W[c][i], so the average of
+    xᵢ·∂score/∂xᵢ over the class's samples is mean(xᵢ)·W[c][i]."""
+    model = MLP(3, [2], output_activation="linear", seed=4)
+    xs = [[1.0, 0.0, 0.5], [0.0, 2.0, 1.0], [3.0, 1.0, 0.0]]
+    ys = [0, 1, 0]
+    means, grads, counts = class_responses(model, xs, ys, classes=2)
+    assert counts == [2, 1]
+    assert means[0] == [2.0, 0.5, 0.25] and means[1] == [0.0, 2.0, 1.0]
+    for c in range(2):
+        w = [v.data for v in model.layers[0].neurons[c].w]
+        assert grads[c] == pytest.approx([m * wi for m, wi in zip(means[c], w)], rel=1e-15)
+    assert all(p.grad == 0.0 for p in model.parameters())  # no .grad touched
 
 
 @pytest.mark.parametrize(

@@ -465,3 +465,38 @@ def test_the_explorer_panel_shows_each_steps_whole_text(tmp_path, width, height)
             assert hidden <= 1, (k, hidden)
         assert "Done: these are the gradients backward() computes." in pg.inner_text("#panel")
         assert pg.errors == []
+
+
+def test_the_decision_boundary_is_blue_for_class_1_red_for_class_0_grey_at_the_boundary():
+    """The sign convention on the input plane: P(y=1|x) above ½ blue, below red, ½ grey
+    (the key says so), and the samples in their class's colour: ● y = 1 blue, ■ y = 0 red,
+    as on the training page."""
+    fig = plots.decision_boundary(
+        lambda p: 0.0 if p[0] < -0.1 else 1.0 if p[0] > 0.1 else 0.5, [[0.0, 0.0]], [1]
+    )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    ax = fig.axes[0]
+    pixels = bytes(canvas.buffer_rgba())
+    width, height = canvas.get_width_height()
+
+    def colour_at(x: float, y: float) -> tuple[int, int, int]:
+        px, py = ax.transData.transform((x, y))
+        i = ((height - 1 - int(py)) * width + int(px)) * 4  # rows from the top
+        return pixels[i], pixels[i + 1], pixels[i + 2]
+
+    r, g, b = colour_at(-0.4, -0.4)
+    assert r > b + 60, (r, g, b)  # P = 0: red
+    r, g, b = colour_at(0.4, -0.4)
+    assert b > r + 60, (r, g, b)  # P = 1: blue
+    r, g, b = colour_at(0.0, -0.4)
+    assert max(r, g, b) - min(r, g, b) < 30, (r, g, b)  # P = ½: grey
+    assert "grey: 0.5, the boundary" in fig.axes[1].get_ylabel()
+    marks = [c for c in ax.collections if c.get_label() == "y = 1"]
+    assert marks and tuple(marks[0].get_facecolor()[0][:3]) == pytest.approx(
+        (0x1F / 255, 0x77 / 255, 0xB4 / 255)
+    )
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "P(y=1|x) = ½"  # the black line has its entry
