@@ -10,8 +10,10 @@
 * layers.png: its layer explorer at ∇_W L (L16), one entry opened into its scalar edge;
 * xor_decision_boundary.png / xor_feature_space.png: what `python -m nn.xor`
   learns with its defaults;
-* digits_confusion.png / digits_misclassified.png: what `python -m nn.digits` writes
-  with its defaults;
+* training.png: its training page (training.html) part-way through, a hidden unit
+  hovered, as Chromium shows it in a window as wide as a README column;
+* digits_confusion.png / digits_misclassified.png / digits_class_gradients.png: what
+  `python -m nn.digits` writes with its defaults;
 * notebook_softplus.png: the notebook's L8-L9 figure (σ, ζ, and ζ's gradient
   not saturating), taken from its committed output (run notebooks/execute.py first).
 """
@@ -84,7 +86,26 @@ def layers_screenshot(out: str, step: int = 12) -> str:
     title = "The lecture's network, layer by layer, x = (1, 0), y = 1"
     layer_explorer(lecture.mlp(), [1.0, 0.0], 1, page_file, title=title)
     actions = [f"window.layers.go({step})", "click td[data-key='W1_0_0']"]
-    return screenshot(page_file, os.path.join(out, "layers.png"), 500, actions)
+    return screenshot(page_file, os.path.join(out, "layers.png"), 570, actions)
+
+
+def training_screenshot(page_file: str, out: str, step: int = 3, unit: str = "1,2") -> str:
+    """The XOR job's training page at its `step`-th recorded step with one hidden unit
+    hovered, in a window as wide as a README column (830 px)."""
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    flags += ["--disable-component-update", "--disable-sync", "--no-first-run"]
+    path = os.path.join(out, "training.png")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        page = browser.new_page(viewport={"width": 830, "height": 1000})
+        page.goto(f"file://{os.path.abspath(page_file)}")
+        page.locator("#slider").fill(str(step))
+        page.hover(f'[data-unit="{unit}"]')
+        page.screenshot(path=path, full_page=True)
+        browser.close()
+    return path
 
 
 def notebook_figure(out: str, marker: str = "softplus ζ(r) ≈ max(0, r)") -> str:
@@ -118,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     from nn.digits import main as digits_main
 
     digits_main(["--out", tmp])
-    for name in ("confusion.png", "misclassified.png"):
+    for name in ("confusion.png", "misclassified.png", "class_gradients.png"):
         target = os.path.join(args.out, f"digits_{name}")
         os.replace(os.path.join(tmp, name), target)
         written.append(target)
+    written.append(training_screenshot(os.path.join(tmp, "training.html"), args.out))
     target = os.path.join(args.out, "network_backward.svg")
     os.replace(os.path.join(tmp, "network_backward.svg"), target)
     written.append(target)

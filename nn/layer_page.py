@@ -14,12 +14,14 @@ HTML page that steps through
    down to ∇_W L of the first layer.
 
 Each step shows its vectors and matrices with their numbers, and highlights its layer
-in the network view (:func:`nn.draw.network_graph`). Every number is the scalar
-engine's: the page builds the loss as a graph of Values and reads the gradients off
-it (:func:`autodiff.functional.adjoints`, ``backward()``'s own numbers), so that each
-layer rule is *checked* by the scalar graph rather than assumed. Two levels, one
-story: click any entry of a gradient and the page lists the edges of the scalar graph
-it sums (∂L/∂W₁,₂ = ∂u₂/∂W₁,₂ · ∂L/∂u₂ = x₁ × ∂L/∂u₂), in ``backward()``'s order.
+in the network view (:func:`nn.draw.network_graph`), which draws what the step computes:
+the values and weights in the forward steps, the gradients in the backward ones. Every
+number is the scalar engine's: the page builds the loss as a graph of Values and reads
+the gradients off it (:func:`autodiff.functional.adjoints`, ``backward()``'s own
+numbers), so that each layer rule is *checked* by the scalar graph rather than
+assumed. Two levels, one story: click any entry of a gradient and the page lists the
+edges of the scalar graph it sums (∂L/∂W₁,₂ = ∂u₂/∂W₁,₂ · ∂L/∂u₂ = x₁ × ∂L/∂u₂), in
+``backward()``'s order.
 
 Notation: with one hidden layer, the lecture's own (W, c, u², h, w, b); with more,
 each hidden layer k gets superscripts (Wᵏ, cᵏ, aᵏ = Wᵏᵀhᵏ⁻¹ + cᵏ, hᵏ). ``f`` is the
@@ -35,7 +37,7 @@ from typing import Any
 from autodiff import Value, no_grad, topological_order
 from autodiff.functional import adjoints
 from autodiff.render import Explorer, render_bytes, style
-from nn.module import MLP, Layer, Neuron
+from nn.module import MLP, check_plain_stack
 from nn.network import network_graph
 
 __all__ = ["layer_explorer"]
@@ -109,24 +111,6 @@ def _scalar(name: str, x: float, key: str | None = None) -> dict:
     return {"name": name, "rows": [[_cell(x, key)]]}
 
 
-def _check_stack_of_layers(model: MLP) -> None:
-    """ValueError, naming the model's type, unless calling `model` is running its layers
-    one after the other, as the page draws it: a subclass with its own ``forward`` or
-    ``__call__`` (or layers or neurons with their own) computes something the page could
-    not show."""
-    kinds: list[tuple[type, type]] = [(type(model), MLP)]
-    for layer in model.layers:
-        kinds += [(type(layer), Layer)] + [(type(n), Neuron) for n in layer.neurons]
-    for kind, base in kinds:
-        for method in ("forward", "__call__"):
-            if getattr(kind, method) is not getattr(base, method):
-                raise ValueError(
-                    f"layer_explorer: {kind.__name__} defines its own {method}, so what "
-                    f"{type(model).__name__} computes is not the stack of layers this page "
-                    "draws; draw a plain MLP with the same layers"
-                )
-
-
 def layer_explorer(
     model: MLP,
     x: Sequence[float],
@@ -149,7 +133,7 @@ def layer_explorer(
     """
     if not isinstance(model, MLP):
         raise TypeError(f"layer_explorer: model must be an MLP, got {type(model).__name__}")
-    _check_stack_of_layers(model)
+    check_plain_stack(model, "layer_explorer")
     if len(x) != model.nin:
         raise ValueError(f"layer_explorer: expected {model.nin} inputs, got {len(x)}")
     out_layer = model.layers[-1]
@@ -261,12 +245,13 @@ def layer_explorer(
             k,
             f"{nm.w(k)} is {layer.nin}×{layer.nout}: row i holds the weights out of input i",
         )
-        shown_act = "max(0, ·)" if act == "relu" else act
+        applied = {
+            "relu": f"max(0, {nm.pre(k)})",
+            "linear": nm.pre(k),
+        }.get(act, f"{act}({nm.pre(k)})")
         step(
             "forward",
-            f"{nm.h(k)} = {shown_act}({nm.pre(k)})"
-            if act != "linear"
-            else f"{nm.h(k)} = {nm.pre(k)}",
+            f"{nm.h(k)} = {applied}",
             "L5, L11",
             [_vector(nm.pre(k), data(pre[k])), _vector(nm.h(k), data(columns[k]))],
             k,
@@ -435,7 +420,13 @@ def layer_explorer(
             )
         scalar[key] = lines
 
-    network = render_bytes(network_graph(model, xs, y, kind="backward"), "svg").decode("utf-8")
+    # the diagram shows what the step computes: values and weights in the forward steps,
+    # gradients in the backward ones (two drawings of one layout; the page shows one)
+    views = []
+    for kind in ("forward", "backward"):
+        svg = render_bytes(network_graph(model, xs, y, kind=kind), "svg").decode("utf-8")
+        views.append(svg[svg.index("<svg") :].replace("<svg", f'<svg data-kind="{kind}"', 1))
+    network = "".join(views)
     sizes = "-".join(str(n) for n in [model.nin, *(layer.nout for layer in model.layers)])
     heading = title or f"back-propagation, layer by layer: MLP {sizes}"
     data_ = {

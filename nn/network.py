@@ -113,10 +113,10 @@ def network_graph(
         return grads.get(v, 0.0)
 
     title = (
-        f"gradients of L = ζ((1−2y)z) for x = ({', '.join(f'{v:g}' for v in x)}), y = {y}: "
+        f"gradients of L = ζ((1−2y)z) for x = ({', '.join(f'{v:g}' for v in x)}), y = {y}:\n"
         "a neuron shows ∂L/∂(its output), an edge ∂L/∂w"
         if backward
-        else f"forward pass for x = ({', '.join(f'{v:g}' for v in x)}): "
+        else f"forward pass for x = ({', '.join(f'{v:g}' for v in x)}):\n"
         "a neuron shows its output, an edge its weight"
     )
     g = Graph(

@@ -250,3 +250,61 @@ def test_the_page_shows_the_loss_the_model_computes():
 def test_the_default_title_is_one_a_person_would_write():
     page = layer_explorer(MLP(2, [3, 3, 1], seed=0), [1.0, 0.5], 1)
     assert page_data(page.html)["title"] == "back-propagation, layer by layer: MLP 2-3-3-1"
+
+
+# Every text of the visible drawing against every other (and against the nodes' shapes),
+# unless both belong to one node, edge or the title: a node's name and number are two
+# lines of one box, whose glyph boxes may touch.
+_OVERLAPS = """() => {
+  const out = [];
+  const svg = [...document.querySelectorAll('#network svg')].find(
+    (s) => s.style.display !== 'none');
+  const box = (e) => e.getBoundingClientRect();
+  const items = [...svg.querySelectorAll('text')].map(
+    (t) => [t.textContent, box(t), t.closest('g.node, g.edge, g.graph')]);
+  for (const g of svg.querySelectorAll('g.node'))
+    items.push(['node ' + g.querySelector('title').textContent,
+                box(g.querySelector('path, polygon, ellipse')), g]);
+  for (let i = 0; i < items.length; i++)
+    for (let j = i + 1; j < items.length; j++) {
+      if (items[i][2] === items[j][2]) continue;
+      const a = items[i][1], b = items[j][1];
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 &&
+          a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+        out.push(items[i][0] + ' over ' + items[j][0]);
+    }
+  const title = [...svg.querySelectorAll('g.graph > text')].map((t) => t.textContent);
+  return [svg.dataset.kind, title.join(' '), out];
+}"""
+
+
+def test_in_a_browser_the_drawing_shows_values_then_gradients_and_no_label_overlaps(tmp_path):
+    """The forward steps draw the values (and weights), the backward steps the gradients;
+    no label lies over another or over a node, on MLPs of up to 4 layers of up to 8 units
+    (edge labels are written up to 8 weights a layer)."""
+    needs_renderer()
+    shapes = [(2, [3, 3, 1]), (8, [8, 8, 8, 1]), (3, [1, 8, 1]), (8, [2, 8, 2, 1])]
+    shapes.append((1, [7, 5, 3, 1]))
+    inputs = [1.0, 0.0, -0.5, 0.25, 2.0, 0.0, 1.0, -1.0]
+    with page(1366, 768) as pg:
+        for nin, nouts in shapes:
+            path = str(tmp_path / f"{nin}-{nouts}.html")
+            layer_explorer(MLP(nin, nouts, seed=0), inputs[:nin], 1, path)
+            pg.goto(f"file://{path}")
+            kind, title, overlaps = pg.evaluate(_OVERLAPS)
+            assert (kind, overlaps) == ("forward", []), (nin, nouts)
+            assert title.startswith("forward pass") and "its output, an edge its weight" in title
+            pg.keyboard.press("End")
+            kind, title, overlaps = pg.evaluate(_OVERLAPS)
+            assert (kind, overlaps) == ("backward", []), (nin, nouts)
+            assert title.startswith("gradients of L")
+        # the check sees an overlap: a copy of a label on top of another is reported
+        pg.evaluate(
+            """() => { const svg = [...document.querySelectorAll('#network svg')].find(
+                 (s) => s.style.display !== 'none');
+               const t = svg.querySelector('g.node text'); const g = t.closest('g.node');
+               const copy = g.cloneNode(true); copy.querySelector('title').textContent = 'copy';
+               g.parentNode.appendChild(copy); }"""
+        )
+        assert pg.evaluate(_OVERLAPS)[2] != []
+        assert pg.errors == []

@@ -258,7 +258,8 @@ class MeanCode:
                 f"    a{g} = {a}",
                 f"    W{g} = _xp.reshape(_xp.take(S, {w}, axis=0), ({n}, {m}))  # the weights",
                 f"    c{g} = _xp.take(S, {b}, axis=0)",
-                f"    {name} = a{g} @ W{g}  # {m} dot nodes over the same {n} inputs",
+                f"    {name} = a{g} @ W{g}  # {m} dot node{'s' * (m != 1)} over the same {n} "
+                "inputs",
                 f"    {name} += c{g}",
             ]
         src = self._gname(grp.source)

@@ -4,12 +4,17 @@
   const data = JSON.parse(document.getElementById("data").textContent);
   const steps = data.steps;
   const net = document.getElementById("network");
-  const nodes = {};
-  const edges = [];
-  for (const g of net.querySelectorAll("g.node")) nodes[g.querySelector("title").textContent] = g;
-  for (const g of net.querySelectorAll("g.edge")) {
-    const [a, b] = g.querySelector("title").textContent.split("->");
-    edges.push([a, b, g]);
+  // two drawings of the network: values (forward steps) and gradients (backward steps)
+  const views = {};
+  for (const svg of net.querySelectorAll("svg[data-kind]")) {
+    const nodes = {};
+    const edges = [];
+    for (const g of svg.querySelectorAll("g.node")) nodes[g.querySelector("title").textContent] = g;
+    for (const g of svg.querySelectorAll("g.edge")) {
+      const [a, b] = g.querySelector("title").textContent.split("->");
+      edges.push([a, b, g]);
+    }
+    views[svg.dataset.kind] = { svg, nodes, edges };
   }
   const column = (id) => Number(id.slice(1).split("_")[0]);
   let k = 0;
@@ -63,16 +68,19 @@
     const phase = document.getElementById("phase");
     phase.textContent = s.kind === "forward" ? "forward pass" : "back-propagation";
     phase.className = s.kind;
-    // the layer: the columns it reads and writes, and the weights between them
+    // the drawing of what this step computes; its layer: the columns it reads and writes,
+    // and the weights between them
     net.classList.add("stepping");
-    for (const [id, g] of Object.entries(nodes)) {
+    const view = views[s.kind];
+    for (const v of Object.values(views)) v.svg.style.display = v === view ? "" : "none";
+    for (const [id, g] of Object.entries(view.nodes)) {
       const c = column(id);
       g.classList.toggle("on", c === s.layer || c === s.layer - 1);
     }
-    for (const [a, b, g] of edges) {
+    for (const [a, b, g] of view.edges) {
       g.classList.toggle("on", column(a) === s.layer - 1 && column(b) === s.layer);
     }
-    const first = Object.entries(nodes).find(([id]) => column(id) === s.layer);
+    const first = Object.entries(view.nodes).find(([id]) => column(id) === s.layer);
     if (first) reveal(first[1]);
     document.getElementById("counter").textContent = `step ${k + 1} / ${steps.length}`;
     document.getElementById("first").disabled = document.getElementById("prev").disabled = k === 0;
