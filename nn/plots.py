@@ -475,8 +475,19 @@ def confusion_matrix(
     for i in range(classes):
         for j in range(classes):
             if counts[i][j]:
-                color = "white" if counts[i][j] > top / 2 else ("black" if i == j else "#b2182b")
-                ax.text(j, i, str(counts[i][j]), ha="center", va="center", fontsize=9, color=color)
+                # mistakes (off the diagonal) in bold; red is kept for negative numbers
+                color = "white" if counts[i][j] > top / 2 else "black"
+                weight = "normal" if i == j else "bold"
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i][j]),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color=color,
+                    fontweight=weight,
+                )
     ax.set(
         xticks=range(classes),
         yticks=range(classes),
