@@ -60,4 +60,4 @@ __all__ = [
     "TraceError",
     "TraceWarning",
 ]
-__version__ = "0.5.0"
+__version__ = "0.6.0"

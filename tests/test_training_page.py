@@ -194,6 +194,8 @@ def test_the_xor_jobs_page_in_chromium_shows_the_printed_losses_and_fits_the_win
     path = folder / "xor-out" / "training.html"
     data = _data(path)
     assert len(data["snapshots"]) >= 21  # 20 steps apart, the first and the last included
+    html = path.read_text(encoding="utf-8")
+    assert "http" not in html.replace("http://www.w3.org", "")  # self-contained: no network
     width, height = size
     with page(width, height) as pg:
         pg.goto(path.as_uri())
