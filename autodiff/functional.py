@@ -22,15 +22,58 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from autodiff import engine
 from autodiff.engine import Value, enable_grad, gc_paused, topological_order
 from autodiff.rules import RULES
 
-__all__ = ["GradcheckError", "adjoints", "grad", "gradcheck", "hessian", "jacobian"]
+__all__ = [
+    "GradcheckError",
+    "adjoints",
+    "chain_rule",
+    "grad",
+    "gradcheck",
+    "hessian",
+    "jacobian",
+]
 
 Scalar = Value | float
+N = TypeVar("N")  # a node: a Value, or a slot of a traced program
+G = TypeVar("G")  # a gradient: a float, or a Value (create_graph)
+
+
+def chain_rule(
+    order: Iterable[N],
+    adjoint: dict[N, G],
+    terms: Callable[[N, G], Iterable[tuple[N, G]]],
+    *,
+    settle: Callable[[G], G] | None = None,
+) -> dict[N, G]:
+    """Reverse accumulation: the one evaluator of the chain rule, for every path that
+    is not ``backward()``'s own fused loop (which a test pins to it bit for bit).
+
+    `order` is backward's order (the root first, every node before its parents);
+    `adjoint` holds the root's seed. Each node with a gradient g passes
+    ``terms(node, g)`` -- pairs (parent, local × g) -- to its parents, whose gradients
+    are the sums of what they receive, in the order received, the first term as it is.
+    `settle`, if given, is applied to each gradient but the seed before it is passed on
+    (``backward()`` sums onto +0.0: ``s + 0.0`` gives its numbers, −0.0 included).
+    Returns `adjoint`, completed.
+    """
+    first = True
+    for node in order:
+        g = adjoint.get(node)
+        if g is None:  # no gradient reached it (a zero skipped by `terms`, or none asked)
+            first = False
+            continue
+        if settle is not None and not first:
+            g = adjoint[node] = settle(g)
+        first = False
+        for parent, term in terms(node, g):
+            prev = adjoint.get(parent)
+            adjoint[parent] = term if prev is None else prev + term
+    return adjoint
 
 
 def grad(output: Value, inputs: Iterable[Value], *, create_graph: bool = False) -> list[Value]:
@@ -90,33 +133,38 @@ def adjoints(output: Value, seed: float = 1.0) -> dict[Value, float]:
     The numbers ``output.backward(seed)`` would leave in the interior ``.grad``s,
     bit for bit (the same order of operations), without touching any of them.
     """
-    adjoint = {output: seed}
-    for node in topological_order(output):
-        g = adjoint[node]
-        for parent, local in zip(node.parents, node.local_grads):
-            adjoint[parent] = adjoint.get(parent, 0.0) + local * g
-    return adjoint
+
+    def terms(node: Value, g: float) -> Iterable[tuple[Value, float]]:
+        return [(p, local * g) for p, local in zip(node.parents, node.local_grads)]
+
+    return chain_rule(topological_order(output), {output: seed}, terms, settle=_plus_zero)
+
+
+def _plus_zero(g: float) -> float:
+    return g + 0.0
 
 
 def _accumulate_graph(order: list[Value], adjoint: dict[Value, Scalar]) -> None:
     """Reverse accumulation in which every local derivative is itself a Value."""
-    for node in order:
-        g = adjoint.get(node)
-        if g is None or node._p0 is None:  # a zero derivative (skipped below) or a leaf
-            continue
+
+    def terms(node: Value, g: Scalar) -> Iterable[tuple[Value, Scalar]]:
+        if node._p0 is None:  # a leaf
+            return ()
         parents = node.parents
         locals_ = engine.local_on_values(RULES[node.op], parents, node)
         _check_unchanged(node, locals_)
         finite = _finite(g)
+        out = []
         for parent, local in zip(parents, locals_):
             if type(local) is float:  # a constant derivative: skip the trivial nodes
                 if local == 0.0 and finite:
                     continue  # 0 · g for a finite g adds nothing; 0 · ±inf is NaN (IEEE)
-                term = g if local == 1.0 else local * g
+                out.append((parent, g if local == 1.0 else local * g))
             else:
-                term = local * g
-            prev = adjoint.get(parent)
-            adjoint[parent] = term if prev is None else prev + term
+                out.append((parent, local * g))
+        return out
+
+    chain_rule(order, adjoint, terms)
 
 
 def _finite(g: Scalar) -> bool:

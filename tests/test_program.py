@@ -196,3 +196,22 @@ def test_the_one_sort_is_safe_across_threads():
     assert run_together([work] * 6) == []
     assert errors == []
     assert all(v._uses == 0 for v in [*params, *x])
+
+
+@given(graphs())
+def test_backwards_fused_loop_is_the_one_chain_rule_evaluator_bit_for_bit(g: Graph):
+    """backward() keeps its fused loop for speed; every other path runs
+    functional.chain_rule. Pinned: the .grad backward() leaves on every node, interior
+    ones included, is what adjoints() (the shared evaluator) computes, to the bit."""
+    from autodiff import topological_order
+    from autodiff.functional import adjoints
+
+    xs = [Value(x) for x in g.point]
+    try:
+        y = g(xs)
+    except (OverflowError, ValueError, ZeroDivisionError):
+        assume(False)
+    shared = adjoints(y)
+    y.backward()
+    nodes = topological_order(y)
+    assert bits([v.grad for v in nodes]) == bits([shared[v] for v in nodes])

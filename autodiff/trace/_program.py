@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from autodiff import engine
+from autodiff.functional import chain_rule
 from autodiff.rules import RULES, Rule
 from autodiff.trace._tape import Tape
 
@@ -382,19 +383,26 @@ class Program:
         v: list[float] = [float(x) for x in xs] + tape.value[len(xs) :]
         for op in self.ops:
             v[op.slot] = RULES[op.name].forward(*[v[a] for a in op.args])
-        g: dict[int, float] = {tape.root: 1.0} if tape.needs[tape.root] else {}
-        local: dict[int, tuple[float, ...]] = {}
-        for st in self.adjoints:
-            if isinstance(st, Local):
-                ins = [v[a] for a in tape.args[st.slot]]
-                local[st.slot] = tuple(RULES[st.name].local(*ins, v[st.slot]))
-                continue
-            total: float | None = None
-            for child, k, unit in st.terms:
-                gc = g[child]
-                t = gc if unit == 1.0 else (-gc if unit == -1.0 else local[child][k] * gc)
-                total = t if total is None else total + t
-            g[st.slot] = total  # type: ignore[assignment]
+        # the one chain-rule evaluator, with the program's own terms: each ±1 shortcut
+        # as the adjoint statements decided it, the locals from the rules' functions
+        grads = [st for st in self.adjoints if isinstance(st, Grad)]
+        unit = {(child, k): u for st in grads for child, k, u in st.terms}
+        needs, args = tape.needs, tape.args
+
+        def terms(c: int, gc: float) -> list[tuple[int, float]]:
+            a = args[c]
+            if not tape.op[c]:
+                return []
+            d = RULES[tape.op[c]].local(*[v[p] for p in a], v[c])
+            out = []
+            for k, p in enumerate(a):
+                if needs[p]:
+                    u = unit[(c, k)]
+                    out.append((p, gc if u == 1.0 else (-gc if u == -1.0 else d[k] * gc)))
+            return out
+
+        order = [c for c in tape.order if needs[c]]
+        g = chain_rule(order, {tape.root: 1.0} if needs[tape.root] else {}, terms)
         grads = [g[i] + 0.0 if i in g else 0.0 for i in range(tape.n_in)]
         return v[tape.root], grads
 
