@@ -71,7 +71,7 @@ def chain_rule(
             g = adjoint[node] = settle(g)
         first = False
         for parent, term in terms(node, g):
-            prev = adjoint.get(parent)
+            prev: Any = adjoint.get(parent)
             adjoint[parent] = term if prev is None else prev + term
     return adjoint
 

@@ -385,8 +385,8 @@ class Program:
             v[op.slot] = RULES[op.name].forward(*[v[a] for a in op.args])
         # the one chain-rule evaluator, with the program's own terms: each ±1 shortcut
         # as the adjoint statements decided it, the locals from the rules' functions
-        grads = [st for st in self.adjoints if isinstance(st, Grad)]
-        unit = {(child, k): u for st in grads for child, k, u in st.terms}
+        sums = [st for st in self.adjoints if isinstance(st, Grad)]
+        unit = {(child, k): u for st in sums for child, k, u in st.terms}
         needs, args = tape.needs, tape.args
 
         def terms(c: int, gc: float) -> list[tuple[int, float]]:
