@@ -58,6 +58,7 @@ __all__ = [
     "power",
     "pow_ieee",
     "select",
+    "select_array",
     "select_float",
     "sigmoid",
     "sigmoid_float",
@@ -324,6 +325,21 @@ def _softplus_array(xp: Any, x: Any) -> Any:
     return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
+def select_array(xp: Any, x: Any, neg: Any, zero: Any, pos: Any, *, exact: bool = False) -> Any:
+    """:func:`select_float` elementwise: the branch of each x's sign (NaN where x is NaN).
+
+    A derivative that is 1 above 0 and 0 elsewhere (relu's) comes back, unless `exact`,
+    as the mask ``x > 0`` -- one pass, and 0 rather than NaN at a NaN x: batched code
+    recomputes a sample that holds a NaN with the scalar code, which says NaN.
+    """
+    x = _arr(xp, x)
+    branches = (neg, zero, pos)
+    if not exact and all(type(v) is float for v in branches) and branches == (0.0, 0.0, 1.0):
+        return x > 0.0
+    neg, zero, pos = (_arr(xp, v) for v in (neg, zero, pos))
+    return xp.where(x > 0.0, pos, xp.where(x < 0.0, neg, xp.where(x == 0.0, zero, _NAN)))
+
+
 def _relu_array(xp: Any, x: Any) -> Any:
     out = xp.maximum(_arr(xp, x), 0.0)
     out += 0.0  # relu(−0.0) = 0.0; relu(nan) = nan (maximum propagates it)
@@ -427,9 +443,12 @@ class Rule:
     says that ``array`` gives ``forward``'s numbers to the bit (IEEE's correctly
     rounded operations: + − × ÷ √, a sign, a max), so that the grouped code, which
     is exact against the engine, may use it instead of mapping ``forward``.
-    ``array_local(xp, *inputs, out)``, optional, is ``local`` on arrays, for the rules
-    whose ``local`` branches on the numbers (a trace cannot print a branch as array
-    code); without it batched code maps ``local`` over numpy arrays. ``method`` names
+    Batched code runs ``local`` itself on the trace's symbols -- :func:`select` and
+    :func:`power` print as array code -- so a derivative is written once.
+    ``array_local(xp, *inputs, out)``, optional, is ``local`` on arrays for a rule whose
+    array form differs in substance (the table says where and why: ``pow``, and the
+    rules over a row of scores); a ``local`` that computes with plain floats and has
+    none is mapped over numpy arrays element by element. ``method`` names
     the :class:`~autodiff.engine.Value` method that applies the operation
     (``"exp"``, or an operator: ``"__sub__"`` also gives ``__rsub__``), with ``doc``
     as its docstring; user operations usually have none and are called as functions.
@@ -594,23 +613,12 @@ def _log_array(xp: Any, a: Any) -> Any:
     return xp.log(_arr(xp, a))
 
 
-# local derivatives on arrays, for the rules whose `local` branches on the numbers
-# (the same formulas, elementwise; IEEE powers in derivatives)
-def _relu_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
-    # 1 where a > 0, else 0 -- and 0, not NaN, at a NaN a: batched code recomputes a sample
-    # holding a NaN with the scalar code. A mask of booleans: times a gradient it is 1.0·g
-    # or 0.0·g (NaN for an infinite g, as 0 · ∞ is), one pass instead of a cast and a product.
-    return (_arr(xp, a) > 0.0,)
-
-
-def _abs_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
-    return (xp.sign(_arr(xp, a)),)
-
-
-def _sqrt_array_local(xp: Any, a: Any, out: Any) -> tuple[Any]:
-    return (0.5 * xp.pow(_arr(xp, out), -1.0),)
-
-
+# local derivatives on arrays, only where the array form differs in substance from `local`
+# (which batched code otherwise runs on symbols, branches and powers included):
+# pow's `local` branches on both numbers at once, keeping on Values a formula in one branch
+# for the mixed derivative ∂²(a^b)/∂a∂b, and must not evaluate log of a float ≤ 0 -- on
+# arrays every branch is computed and chosen elementwise; the multi-class rules
+# (logsumexp, pick, nll) take one row of scores per sample as one matrix
 def _pow_array_local(xp: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
     a, b = _arr(xp, a), _arr(xp, b)
     flat = (b == 0.0) & ((a == 0.0) | xp.isnan(a))
@@ -701,10 +709,10 @@ RULES: dict[str, Rule] = {
         Rule("log", "log", _log_float, lambda a, out: (1.0 / a,),
              array=_log_array, method="log", doc="Natural logarithm. ValueError unless self > 0."),
         Rule("sqrt", "√", _sqrt_float, lambda a, out: (0.5 * power(out, -1.0),),
-             array=_sqrt_array, exact=True, array_local=_sqrt_array_local, method="sqrt",
+             array=_sqrt_array, exact=True, method="sqrt",
              doc="√self; derivative 1/(2√self), inf at 0. ValueError for a negative number."),
         Rule("abs", "abs", abs, lambda a, out: (select(a, -1.0, 0.0, 1.0),),
-             array=_abs_array, exact=True, array_local=_abs_array_local, method="__abs__",
+             array=_abs_array, exact=True, method="__abs__",
              doc="|x|; derivative sign(x), 0 at 0 (as PyTorch)."),
         Rule("tanh", "tanh", math.tanh, lambda a, out: (1.0 - out * out,),
              array=_tanh_array, method="tanh", doc="Hyperbolic tangent; derivative 1 − tanh²."),
@@ -716,7 +724,7 @@ RULES: dict[str, Rule] = {
              doc="ζ(x) = log(1+e^x), stable for every float; derivative σ(x)."),
         # relu(x) = max(0, x), NaN for NaN; relu'(0) = 0, as in PyTorch
         Rule("relu", "relu", _relu_float, lambda a, out: (select(a, 0.0, 0.0, 1.0),),
-             array=_relu_array, exact=True, array_local=_relu_array_local, method="relu",
+             array=_relu_array, exact=True, method="relu",
              doc="max(0, x) (NaN for NaN); derivative 1 for x > 0, else 0 (0 at 0, as PyTorch)."),
         # b + Σ wᵢxᵢ in one node: a neuron (batched code makes layers of them: no array)
         Rule("dot", "Σ", _dot_float, _dot_local),

@@ -12,7 +12,7 @@ from test_render import needs_renderer
 
 from autodiff import Rule, Value, grad, gradcheck, hessian, op, trace
 from autodiff.render import backward_graph, explorer, render_bytes
-from autodiff.rules import RULES, select, sigmoid
+from autodiff.rules import RULES, power, select, sigmoid
 
 
 @pytest.fixture(autouse=True)
@@ -498,3 +498,29 @@ def test_the_explorer_prints_any_local_the_engine_accepts_or_the_number_with_a_n
     y = sum((f(x) for f in fns), Value(0.0))
     page = explorer(y)  # never fails on a user op
     assert NO_FORMULA in page.html and "cos(x)" in page.html
+
+
+def test_a_user_local_that_branches_on_a_sign_runs_in_batched_code_with_no_second_form(
+    restore_rules,
+):
+    """Issue 27.2: `local` written once, with select and power, is printed for arrays: no
+    array_local, on numpy and on PyTorch alike, the eager numbers per sample."""
+    leaky = op(
+        Rule(
+            "leaky",
+            "leaky",
+            lambda a: a if a > 0.0 else 0.1 * a,
+            lambda a, out: (select(a, 0.1, 0.1, 1.0) * power(a * a + 1.0, 0.5),),
+            array=lambda xp, a: xp.where(a > 0.0, a, 0.1 * a),
+        )
+    )
+    f = trace(lambda v: leaky(v[0]) * v[1], [0.5, 2.0], batched=True)
+    assert "_l_leaky" not in f.source and "_select(" in f.source  # printed, not called
+    points = [0.5, -1.5, 0.0, 3.0]
+    torch = oracle.torch()
+    for column in (np.array(points), torch.tensor(points, dtype=torch.float64)):
+        _, grads = f.value_and_grad([column, 2.0])
+        for k, p in enumerate(points):
+            x = Value(p)
+            (leaky(x) * 2.0).backward()
+            assert float(grads[0][k]) == pytest.approx(x.grad, rel=1e-15), (type(column), p)

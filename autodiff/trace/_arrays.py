@@ -17,6 +17,7 @@ from typing import Any
 
 from autodiff.extras import require
 from autodiff.rules import RULES
+from autodiff.trace._program import helpers
 
 __all__ = [
     "broadcast",
@@ -71,20 +72,14 @@ def kernels(
         for name, rule in table.items()
         if rule.array_local is not None
     }
-    # the helpers the templates call for the rules' formulas (exp, log, σ)
-    helpers: dict[str, object] = {
-        "_xp": xp,
-        "_exp": forward["exp"],
-        "_log": forward["log"],
-        "_sigmoid": forward["sigmoid"],
-    }
+    calls = helpers(xp)  # the helpers the templates call, as every printer has them
     if numpy_like(xp):  # operations without array kernels: mapped element by element
         for name, rule in table.items():
             if name not in forward and name != "dot":
                 forward[name] = _map_forward(rule.forward)
             if name not in local:
                 local[name] = _map_local(rule.local, rule.arity)
-    return helpers, forward, local
+    return calls, forward, local
 
 
 def _map_forward(fn: Callable[..., float]) -> Callable[..., Any]:

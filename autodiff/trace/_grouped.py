@@ -31,8 +31,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from autodiff.rules import RULES, sigmoid_float
-from autodiff.trace._program import Program, local_kinds
+from autodiff.rules import RULES
+from autodiff.trace._program import Program, helpers, local_kinds
 
 __all__ = ["GroupedCode"]
 
@@ -41,8 +41,10 @@ _SUM = "sum"  # a folded chain of +: not a rule, b + t₁ + t₂ + … with ever
 
 def _runtime(np: Any) -> dict[str, object]:
     def map_floats(f: Callable[..., float], *arrays: Any) -> Any:
-        """f applied to each element (Python floats in, float64 array out)."""
-        return np.fromiter(map(f, *(a.tolist() for a in arrays)), float, len(arrays[0]))
+        """f applied to each element (Python floats in, float64 array out); a number
+        among `arrays` (a constant of a template) goes with every element."""
+        arrays = np.broadcast_arrays(*arrays)
+        return np.fromiter(map(f, *(a.tolist() for a in arrays)), float, arrays[0].size)
 
     def fold(first: Any, terms: Any) -> Any:
         """first + t₀ + t₁ + … per row, left to right (cumsum scans sequentially)."""
@@ -58,9 +60,7 @@ def _runtime(np: Any) -> dict[str, object]:
         "_map": map_floats,
         "_fold": fold,
         "_gsum": gsum,
-        "_exp": lambda x: map_floats(math.exp, x),
-        "_log": lambda x: map_floats(math.log, x),
-        "_sigmoid": lambda x: map_floats(sigmoid_float, x),
+        **helpers(np, mapped=map_floats),  # the rules' float functions, element by element
     }
 
 

@@ -433,16 +433,14 @@ class MeanCode:
                             self._contribute(s, f"g{a}[:, {i}]", True, lines)
             return
         # an elementwise map: gradient of its source's columns
-        computed = local_forms(grp.op, 1) is not None
         (d,) = self._locals(grp.op, [ArraySym(grp.arg), ArraySym(name)], lines)
         d = ArraySym.const(d) if isinstance(d, float) else d
         src = grp.source
         tmp = self._tmp()
-        if computed and not d.code.isidentifier():
-            # a formula: computed into a fresh array, then × the gradient in place
+        if d.arithmetic:  # a formula: computed into a fresh array, then × the gradient in place
             lines.append(f"    {tmp} = {d.code}")
             lines.append(f"    {tmp} *= {gname}")
-        else:  # a kernel's result (relu's: a mask), or an array the forward pass holds --
+        else:  # a helper's result (relu's: a mask), or an array the forward pass holds --
             # exp's derivative is its output, whose numbers the function returns: never
             # multiplied in place -- × the gradient into a new array, in one pass
             lines.append(f"    {tmp} = {d.code} * {gname}")

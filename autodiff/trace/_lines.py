@@ -3,9 +3,10 @@
 A printer of the :class:`~._program.Program`: each forward statement is its rule's
 template filled with variable names (``v3 = v1 * v2``); each adjoint statement a
 sum of ``local × g_child`` terms in ``Value.backward``'s order
-(``g3 = (1.0 - v5 * v5) * g7``); where a rule needs the actual numbers -- it
-branches on them, as relu's derivative and the domain checks do -- the line calls
-its function at run time instead (``d2 = _l_relu(v3, v4)``). No derivative is
+(``g3 = (1.0 - v5 * v5) * g7``), a branch on a sign printed as a helper call
+(relu's derivative, ``_select(v3, 0.0, 0.0, 1.0)``); where a rule needs the actual
+numbers otherwise -- pow's derivative, the domain checks -- the line calls its
+function at run time instead (``d2 = _l_pow(v3, v4, v5)``). No derivative is
 written twice, and branches inside an operation stay right at every point. Sums
 and ``dot`` nodes longer than :data:`~._program.CHUNK` terms are split over
 several statements, so no expression nests deeper than a constant.
@@ -13,17 +14,17 @@ several statements, so no expression nests deeper than a constant.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autodiff.rules import RULES, sigmoid_float
+from autodiff.rules import RULES
 from autodiff.trace._program import (
     Grad,
     Program,
     Sym,
     dot_lines,
     fill,
+    helpers,
     sum_lines,
 )
 
@@ -33,15 +34,6 @@ __all__ = ["LineCode"]
 def _unfinite(values: Sequence[float]) -> bool:
     """Whether some number in `values` is inf or nan (cheap: one C-level sum)."""
     return 0.0 * sum(values) != 0.0
-
-
-#: Helpers the scalar line code calls.
-SCALAR_RUNTIME: dict[str, object] = {
-    "_exp": math.exp,
-    "_log": math.log,
-    "_sigmoid": sigmoid_float,
-    "_unfinite": _unfinite,
-}
 
 
 class LineCode:
@@ -72,9 +64,9 @@ class LineCode:
         self.batched = forward_kernels is not None
         self._fk = forward_kernels
         self._lk = local_kernels
-        self.namespace: dict[str, object] = {} if self.batched else dict(SCALAR_RUNTIME)
-        if not self.batched:
-            self.namespace["_tape_check"] = tape.check
+        self.namespace: dict[str, object] = {}
+        if not self.batched:  # batched code brings its namespace's helpers itself
+            self.namespace.update(helpers(), _unfinite=_unfinite, _tape_check=tape.check)
         self._fwd, self._checked, self._values = self._forward()
         self._bwd, self._grads = self._backward()
 

@@ -23,13 +23,14 @@ floats: the tests hold it to the engine bit for bit, and every printer to it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from autodiff import engine
 from autodiff.functional import chain_rule
-from autodiff.rules import RULES, Rule
+from autodiff.rules import RULES, Rule, pow_ieee, select_array, select_float, sigmoid_float
 from autodiff.trace._tape import Tape
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "dot_lines",
     "fill",
     "forward_form",
+    "helpers",
     "literal",
     "local_forms",
     "local_kinds",
@@ -77,6 +79,11 @@ class Sym:
     def __init__(self, code: str, prec: int = _ATOM) -> None:
         self.code = code
         self.prec = prec
+
+    @property
+    def arithmetic(self) -> bool:
+        """Whether the code is arithmetic (+ − × ÷ or a minus): on arrays, a new array."""
+        return self.prec < _ATOM
 
     @classmethod
     def const(cls, x: float) -> Sym:
@@ -132,14 +139,23 @@ class Sym:
     def sigmoid(self) -> Sym:
         return type(self)(f"_sigmoid({self.code})")
 
+    # a branch on the sign and a power (rules.select, rules.power): printed as calls of the
+    # helpers every kind of code has (:func:`helpers`), so that a derivative is written once
+    def _select(self, neg: object, zero: object, pos: object) -> Sym:
+        args = [self, *(self._operand(v) for v in (neg, zero, pos))]
+        return type(self)(f"_select({', '.join(a.code for a in args)})")
+
+    def _power(self, e: object) -> Sym:
+        return type(self)(f"_pow({self.code}, {self._operand(e).code})")
+
     def _refuse(self, *args: object) -> Any:
         raise NeedsNumbersError
 
     # a user operation (autodiff.op) called inside a rule: its code runs at run time
     _rule_call = _refuse
 
-    # a branch, a power or a comparison needs the numbers: the rule is called at run time
-    _select = _power = _number = _refuse
+    # the number itself or a comparison: the rule is called at run time
+    _number = _refuse
     __float__ = __bool__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse  # type: ignore[assignment]
     __eq__ = __ne__ = __pow__ = __rpow__ = __abs__ = _refuse  # type: ignore[assignment]
     __hash__ = None  # type: ignore[assignment]
@@ -149,6 +165,33 @@ class ArraySym(Sym):
     """A symbol for array code (batched traces): the same printing, array helpers."""
 
     __slots__ = ()
+
+
+# -- the helpers the templates call: one namespace, three kinds of numbers ----------
+
+
+def helpers(xp: Any = None, mapped: Callable[..., Any] | None = None) -> dict[str, object]:
+    """The functions the templates call -- ``_exp``, ``_log``, ``_sigmoid``, ``_select``,
+    ``_pow`` -- decided here once for every printer: the rules' float functions for
+    scalar code (`xp` None); with `mapped`, those same functions applied element by
+    element (`mapped(f, *arrays)`) for grouped numpy code, which is exact against the
+    engine; else the rules' array kernels on the namespace `xp` (batched code)."""
+    floats: dict[str, Callable[..., Any]] = {
+        "_exp": math.exp,
+        "_log": math.log,
+        "_sigmoid": sigmoid_float,
+        "_select": select_float,
+        "_pow": pow_ieee,
+    }
+    if xp is None:
+        return dict(floats)
+    if mapped is not None:
+        out: dict[str, object] = {k: functools.partial(mapped, f) for k, f in floats.items()}
+        out["_select"] = functools.partial(select_array, xp, exact=True)  # exact: a choice
+        return out
+    kernels = {n: RULES[n].array for n in ("exp", "log", "sigmoid", "pow")}
+    out = {f"_{n}": functools.partial(k, xp) for n, k in kernels.items() if k is not None}
+    return {"_xp": xp, **out, "_select": functools.partial(select_array, xp)}
 
 
 # -- templates: each rule written once, as code or as a call --------------------------
