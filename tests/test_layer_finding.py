@@ -127,3 +127,42 @@ def test_one_compiled_program_runs_from_several_threads_at_once():
     for k, results in got.items():
         for mean, grads in results:
             assert mean == alone[k][0] and grads.tolist() == alone[k][1].tolist()
+
+
+def test_the_layers_are_a_plan_of_frozen_records_found_by_a_pure_function():
+    """find_layers reads the program and returns frozen records; called twice it gives the
+    same plan; the printer sets no attribute outside __init__ (so nothing depends on the
+    order its methods are called in)."""
+    import ast
+    import dataclasses
+    import inspect
+
+    from autodiff.trace import _layers
+
+    f = _models()["transposed"]
+    weights, batch = _data(1)
+    traced = trace(f, [*weights, *batch[0]], batched=True)
+    mask = (False,) * N_W + (True,) * 3
+    code = _layers.MeanCode(traced.program, [f"x{i}" for i in range(N_W + 3)], mask, np)
+    plan = _layers.find_layers(traced.program, code.spos, code.varies)
+    assert plan == code.plan  # the same program, the same plan
+    layer = next(g for g in plan.groups if isinstance(g, _layers.Layer))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        layer.cols = ()  # type: ignore[misc]
+    # the transposed dot's weights are its second half: both dots are one layer of two
+    assert len(layer.cols) == 2 and len(set(layer.inputs)) == 3
+
+    tree = ast.parse(inspect.getsource(_layers.MeanCode))
+    init: set[str] = set()
+    elsewhere: dict[str, set[str]] = {}
+    for fn in [n for n in tree.body[0].body if isinstance(n, ast.FunctionDef)]:
+        names = {
+            t.attr
+            for node in ast.walk(fn)
+            if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            for t in ast.walk(target)
+            if isinstance(t, ast.Attribute) and getattr(t.value, "id", None) == "self"
+        }
+        (init if fn.name == "__init__" else elsewhere.setdefault(fn.name, set())).update(names)
+    assert {m: a - init for m, a in elsewhere.items() if a - init} == {}

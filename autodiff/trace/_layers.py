@@ -1,24 +1,32 @@
 """The batched mean with its layers found: dot groups become matrix products.
 
-:class:`MeanCode` rewrites a :class:`~._program.Program` for one pattern of shared
-and per-sample inputs into ``mean_value_and_grad``: the mean of f over a batch and its
-gradient. A layer of a scalar graph is a set of ``dot`` nodes that read the same
-inputs with shared weights: they become one matrix product (the lecture's u = Wᵀx,
-recovered from scalars), and the elementwise operations that follow each of their
-columns one array operation. Any part that does not group is printed line by line,
-from the program's templates, as in the per-sample code.
+Two steps, each reading the :class:`~._program.Program`:
+
+* :func:`find_layers` is a pure function from the program (and which inputs are shared)
+  to a :class:`Plan` of frozen records. A layer of a scalar graph is a set of ``dot``
+  nodes that read the same inputs, in the same order, with shared weights: one matrix
+  product (the lecture's u = Wᵀx, recovered from scalars); a :class:`Map` is one
+  elementwise operation over columns of a group.
+* :class:`MeanCode` prints the plan as ``mean_value_and_grad``: the mean of f over a batch
+  and its gradient. The forward statements in the program's order, a group where its
+  first node is; the backward pass in the program's adjoint order -- each gradient the
+  sum of its terms in ``backward()``'s order, each ±1 shortcut the program's -- a group
+  where its last node's derivatives are due. Anything that does not group is printed
+  line by line from the program's templates, as in the per-sample code.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from autodiff.trace._arrays import kernels, mappable, quiet_for
 from autodiff.trace._program import (
     ArraySym,
+    Grad,
+    Local,
     Program,
     Sym,
     compile_function,
@@ -29,49 +37,102 @@ from autodiff.trace._program import (
     sum_lines,
 )
 
-__all__ = ["Layer", "Map", "MeanCode"]
+__all__ = ["Layer", "Map", "MeanCode", "Plan", "find_layers"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Layer:
-    """``u = A @ W + c``: the dot nodes `cols` over the same `inputs` (the columns of A),
-    with shared weights and biases (their places in S, column by column)."""
+    """``U = A @ W + c``: the dot nodes `cols` over the same `inputs` (A's columns), with
+    shared weights `w` (per column, their places in S) and biases `b`."""
 
     inputs: tuple[int, ...]
-    cols: list[int] = field(default_factory=list)
-    w: list[list[int]] = field(default_factory=list)
-    b: list[int] = field(default_factory=list)
-    a: str = ""  # the input matrix's name in the code
+    cols: tuple[int, ...]
+    w: tuple[tuple[int, ...], ...]
+    b: tuple[int, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Map:
-    """``h = op(g[:, src_cols])``: one elementwise operation over columns of group `source`."""
+    """``H = op(G[:, src_cols])``: one elementwise operation over columns of group `source`."""
 
     op: str
     source: int
-    cols: list[int] = field(default_factory=list)
-    src_cols: list[int] = field(default_factory=list)
-    arg: str = ""  # the code of the operation's input (columns of the source)
+    cols: tuple[int, ...]
+    src_cols: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The groups found, which group and column each grouped slot is, and the ``dot``
+    nodes over shared numbers only (an L2 penalty: one vector product)."""
+
+    groups: tuple[Layer | Map, ...]
+    member: Mapping[int, tuple[int, int]]
+    shared_dots: frozenset[int]
+
+
+def find_layers(program: Program, spos: Mapping[int, int], varies: Sequence[bool]) -> Plan:
+    """The layers and maps of `program` (module docstring). `spos` gives the place in S of
+    each shared number (shared input or constant), `varies` whether a slot depends on the
+    batch. Layers are keyed by *which* inputs they read, in order; a dot written the other
+    way round (inputs first, weights second) is read with its halves swapped."""
+    groups: list[dict[str, Any]] = []  # built as lists, frozen at the end
+    member: dict[int, tuple[int, int]] = {}
+    layers: dict[tuple[int, ...], int] = {}
+    maps: dict[tuple[str, int], int] = {}
+    shared_dots: set[int] = set()
+    for op in program.ops:
+        s, name, a = op.slot, op.name, op.args
+        if not varies[s]:
+            if name == "dot" and all(p in spos for p in a):
+                shared_dots.add(s)
+            continue
+        if name == "dot":
+            m = (len(a) - 1) // 2
+            ws, xs = a[1 : m + 1], a[m + 1 :]
+            if not (a[0] in spos and m > 0):
+                continue
+            if not all(w in spos for w in ws):
+                if not all(x in spos for x in xs):
+                    continue
+                ws, xs = xs, ws  # dot(inputs, weights): the shared half is the weights
+            g = layers.setdefault(tuple(xs), len(groups))
+            if g == len(groups):
+                groups.append({"inputs": tuple(xs), "cols": [], "w": [], "b": []})
+            member[s] = (g, len(groups[g]["cols"]))
+            groups[g]["cols"].append(s)
+            groups[g]["w"].append(tuple(spos[w] for w in ws))
+            groups[g]["b"].append(spos[a[0]])
+        elif len(a) == 1 and a[0] in member and mappable(name):
+            src, col = member[a[0]]
+            g = maps.setdefault((name, src), len(groups))
+            if g == len(groups):
+                groups.append({"op": name, "source": src, "cols": [], "src_cols": []})
+            member[s] = (g, len(groups[g]["cols"]))
+            groups[g]["cols"].append(s)
+            groups[g]["src_cols"].append(col)
+    frozen = tuple(
+        Layer(g["inputs"], tuple(g["cols"]), tuple(g["w"]), tuple(g["b"]))
+        if "inputs" in g
+        else Map(g["op"], g["source"], tuple(g["cols"]), tuple(g["src_cols"]))
+        for g in groups
+    )
+    return Plan(frozen, dict(member), frozenset(shared_dots))
 
 
 class MeanCode:
     """``mean_value_and_grad`` for one pattern of shared and per-sample inputs.
 
-    Rewrites the program: reads its forward statements and finds, in order:
-
-    * *layers*: ``dot`` nodes that depend on the batch, whose weights and bias
-      are shared numbers (inputs or constants), grouped by the inputs they
-      read -- the same Values in the same order -- into ``u = A @ W + c``;
-    * *maps*: one elementwise operation applied to columns of a group;
-    * *shared dots*: ``dot`` nodes over shared numbers only (an L2 penalty):
-      one vector product;
-    * everything else, one line per node (1-D arrays, or 0-d for numbers that
-      do not depend on the batch).
-
-    The gradient of the mean flows back through the same pieces: ``Aᵀ @ gU``
-    for a layer's weights, ``gU @ Wᵀ`` for its inputs, sums over the batch for
-    the shared numbers, collected into one array.
+    `mask` says which inputs are per sample. They arrive as one 1-D array each or, with
+    `widths` (a training step's), in blocks: a block of width k is one (batch × k) matrix
+    standing for k consecutive per-sample inputs, as the batch's data is held. With
+    ``per_sample_grads=False`` no gradient is computed for them (a dead-code pass: a
+    training step asks for none of the data's, so a first layer's ``gA = gU @ Wᵀ`` is
+    never written). The gradient of the mean flows back through the plan's pieces:
+    ``Aᵀ @ gU`` for a layer's weights, ``gU @ Wᵀ`` for its inputs, sums over the batch
+    for the shared numbers, collected into one array. Everything is decided here: one
+    compiled function per device, each with its own globals, never rewritten by a call,
+    so one program runs from several threads, on several devices, at once.
     """
 
     def __init__(
@@ -84,114 +145,57 @@ class MeanCode:
         widths: tuple[int, ...] | None = None,
     ) -> None:
         tape = program.tape
-        self.program = program
-        self.tape, self.names, self.mask, self.xp = tape, list(names), mask, xp
-        # how the per-sample inputs arrive: one 1-D array each, or (`widths`, a training
-        # step's) in blocks -- a block of width k is one (batch × k) matrix standing for k
-        # consecutive per-sample inputs, as the batch's data is held: no per-step stacking
-        per_sample = [i for i in range(tape.n_in) if mask[i]]
-        widths = widths or (1,) * len(per_sample)
-        assert sum(widths) == len(per_sample) and (per_sample_grads is False or max(widths) == 1)
-        self.block: dict[int, tuple[int, int]] = {}  # input -> (block, column)
-        it = iter(per_sample)
-        for b, k in enumerate(widths):
-            for j in range(k):
-                self.block[next(it)] = (b, j)
-        self.widths = widths
-        helpers, self._fk, self._lk = kernels(xp)
-        self.namespace: dict[str, object] = dict(helpers)
-        self._index_lists: dict[str, list[Any]] = {}
-        self._index_cache: dict[Any, dict[str, Any]] = {}
-        self._shared_dots: dict[int, tuple[str, str]] = {}  # slot -> (weights, inputs) index
+        self.program, self.tape, self.names, self.mask, self.xp = program, tape, names, mask, xp
         n_in, ops, args = tape.n_in, tape.op, tape.args
-        varies = list(mask) + [False] * (len(ops) - n_in)
-        for s in range(n_in, len(ops)):
-            varies[s] = any(varies[a] for a in args[s])
-        self.varies = varies
-        # which slots need a gradient: those that depend on an input whose gradient is
-        # asked for -- the shared ones always, the per-sample ones (the data) only with
-        # `per_sample_grads`. A training step asks for none of the data's, so no work is
-        # done for them (a first layer's gA = gU @ Wᵀ, for one): a dead-code pass.
+        per_sample = [i for i in range(n_in) if mask[i]]
+        self.widths = widths or (1,) * len(per_sample)
+        assert sum(self.widths) == len(per_sample)
+        assert not per_sample_grads or max(self.widths, default=1) == 1
+        it = iter(per_sample)
+        #: per-sample input -> (its block, its column there)
+        self.block = {next(it): (b, j) for b, k in enumerate(self.widths) for j in range(k)}
+        varies = [*mask, *[False] * (len(ops) - n_in)]
+        # which slots want a gradient: the shared inputs' ancestors always, the data's only
+        # with per_sample_grads (a slot depends on what its arguments depend on)
         wanted = [not m or per_sample_grads for m in mask] + [False] * (len(ops) - n_in)
         for s in range(n_in, len(ops)):
+            varies[s] = any(varies[a] for a in args[s])
             wanted[s] = any(wanted[a] for a in args[s])
-        self.wanted = wanted
+        self.varies, self.wanted = varies, wanted
         # S: the shared inputs (in input order), then the constants
-        self.spos: dict[int, int] = {}
-        for i in range(n_in):
-            if not mask[i]:
-                self.spos[i] = len(self.spos)
-        self.n_shared_inputs = len(self.spos)
-        self.consts = []
-        for s in range(n_in, len(ops)):
-            if not ops[s]:
-                self.spos[s] = len(self.spos)
-                self.consts.append(tape.value[s])
-        self._plan()
-        self._emit()
-        self.source = self._source()
-        self.namespace["_quiet"] = quiet_for(xp)
-        # one function per device, each with its own globals (the index arrays live on the
-        # device): made once, never rewritten by a call, so that one program runs from
-        # several threads, on several devices, at once
+        shared = [i for i in range(n_in) if not mask[i]]
+        consts = [s for s in range(n_in, len(ops)) if not ops[s]]
+        self.spos = {s: k for k, s in enumerate(shared + consts)}
+        self.n_shared_inputs = len(shared)
+        self.consts = [tape.value[s] for s in consts]
+        self.plan = find_layers(program, self.spos, varies)
+        # each ±1 shortcut as the program decided it: (child, input k) -> 1.0, −1.0 or None
+        self.units = {
+            (c, k): u for st in program.adjoints if isinstance(st, Grad) for c, k, u in st.terms
+        }
+        helpers, self._fk, self._lk = kernels(xp)
+        self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
+        self._index_lists: dict[str, list[Any]] = {}
+        self._shared_dot_index: dict[int, tuple[str, str]] = {}
+        self._map_args: dict[Map, str] = {}  # a map's input, as the forward pass wrote it
+        # the backward pass's bookkeeping, filled as it is printed
+        self._acc: dict[int, list[str]] = {}  # line slot -> its gradient's terms, in order
+        self._full: dict[int, list[str]] = {}  # group -> (batch × m) contributions
+        self._cols: dict[int, dict[int, list[str]]] = {}  # group -> column -> contributions
+        self._pieces: list[tuple[str, list[int]]] = []  # (1-D gradient code, S positions)
+        self._n_tmp = 0
+        fwd = self._forward()
+        bwd = self._backward()
+        self.source = self._function_source(fwd, bwd)
+        self._positions = [pos for _, pos in self._pieces]
+        self._index_cache: dict[Any, Any] = {}
         self._fns: dict[str, Any] = {}
         self._function(None)
 
-    # -- finding the layers -----------------------------------------------------------
+    # -- names ----------------------------------------------------------------------------
 
-    def _plan(self) -> None:
-        tape, varies, spos = self.tape, self.varies, self.spos
-        ops, args = tape.op, tape.args
-        self.member: dict[int, tuple[int, int]] = {}  # slot -> (group, column)
-        self.groups: list[Layer | Map] = []
-        layers: dict[tuple[int, ...], int] = {}
-        maps: dict[tuple[str, int], int] = {}
-        self.shared_dot: set[int] = set()
-        for s in range(tape.n_in, len(ops)):
-            name = ops[s]
-            if not name or not varies[s]:
-                if name == "dot" and all(a in spos for a in args[s]):
-                    self.shared_dot.add(s)
-                continue
-            a = args[s]
-            if name == "dot":
-                m = (len(a) - 1) // 2
-                ws, xs = a[1 : m + 1], a[m + 1 :]
-                if not (a[0] in spos and m > 0):
-                    continue
-                if not all(w in spos for w in ws):
-                    if not all(x in spos for x in xs):
-                        continue
-                    ws, xs = xs, ws  # dot(inputs, weights): the shared half is the weights
-                key = tuple(xs)
-                g = layers.get(key)
-                if g is None:
-                    g = layers[key] = len(self.groups)
-                    self.groups.append(Layer(key))
-                layer = self.groups[g]
-                assert isinstance(layer, Layer)
-                self.member[s] = (g, len(layer.cols))
-                layer.cols.append(s)
-                layer.w.append([spos[w] for w in ws])
-                layer.b.append(spos[a[0]])
-            elif len(a) == 1 and a[0] in self.member and mappable(name):
-                src = self.member[a[0]][0]
-                g = maps.get((name, src))
-                if g is None:
-                    g = maps[(name, src)] = len(self.groups)
-                    self.groups.append(Map(name, src))
-                group = self.groups[g]
-                self.member[s] = (g, len(group.cols))
-                group.cols.append(s)
-                assert isinstance(group, Map)
-                group.src_cols.append(self.member[a[0]][1])
-
-    # -- code --------------------------------------------------------------------------
-
-    def _index(self, values: list[Any]) -> str:
-        name = f"_i{len(self._index_lists)}"
-        self._index_lists[name] = values
-        return name
+    def _gname(self, g: int) -> str:
+        return ("u" if isinstance(self.plan.groups[g], Layer) else "h") + str(g)
 
     def _value(self, s: int) -> Sym:
         """How the code refers to slot s's value."""
@@ -199,45 +203,56 @@ class MeanCode:
             if self.mask[s]:
                 b, j = self.block[s]
                 return ArraySym(f"x{s}" if self.widths[b] == 1 else f"X{b}[:, {j}]")
-            self._used_shared.add(s)
             return ArraySym(f"s{self.spos[s]}")
         if not self.tape.op[s]:
             return ArraySym.const(self.tape.value[s])
-        if s in self.member:
-            g, j = self.member[s]
+        if s in self.plan.member:
+            g, j = self.plan.member[s]
             return ArraySym(f"{self._gname(g)}[:, {j}]")
         return ArraySym(f"v{s}")
 
-    def _gname(self, g: int) -> str:
-        return ("u" if isinstance(self.groups[g], Layer) else "h") + str(g)
+    def _index(self, values: list[Any]) -> str:
+        name = f"_i{len(self._index_lists)}"
+        self._index_lists[name] = values
+        return name
 
-    def _emit(self) -> None:
-        self._used_shared: set[int] = set()
-        fwd: list[str] = []
+    def _tmp(self) -> str:
+        self._n_tmp += 1
+        return f"t{self._n_tmp}"
+
+    def _whole(self, g: int, cols: Sequence[int]) -> bool:
+        """Whether `cols` are all of group g's columns, in order."""
+        return list(cols) == list(range(len(self.plan.groups[g].cols)))
+
+    def _map_arg(self, grp: Map) -> str:
+        if grp not in self._map_args:
+            src = self._gname(grp.source)
+            self._map_args[grp] = (
+                src
+                if self._whole(grp.source, grp.src_cols)
+                else f"_xp.take({src}, {self._index(list(grp.src_cols))}, axis=1)"
+            )
+        return self._map_args[grp]
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def _forward(self) -> list[str]:
+        lines: list[str] = []
         emitted: set[int] = set()
-        items: list[tuple[str, int]] = []  # ("group", g) or ("line", slot), in forward order
         for op in self.program.ops:
-            s = op.slot
-            if s in self.member:
-                g = self.member[s][0]
-                if g not in emitted:
-                    emitted.add(g)
-                    fwd.extend(self._forward_group(g))
-                    items.append(("group", g))
-                continue
-            fwd.extend(self._forward_line(s))
-            items.append(("line", s))
-        self.fwd = fwd
-        self.items = items
-        self.bwd = self._backward(items)
+            where = self.plan.member.get(op.slot)
+            if where is None:
+                lines += self._forward_line(op.slot)
+            elif where[0] not in emitted:  # a group, where its first node is
+                emitted.add(where[0])
+                lines += self._forward_group(where[0])
+        return lines
 
     def _matrix_of(self, slots: Sequence[int]) -> str:
         """A (batch × n) matrix whose columns are the values of `slots`."""
-        first = self.member.get(slots[0])
-        if first is not None:
-            g = first[0]
-            if list(slots) == self.groups[g].cols:
-                return self._gname(g)
+        first = self.plan.member.get(slots[0])
+        if first is not None and list(slots) == list(self.plan.groups[first[0]].cols):
+            return self._gname(first[0])
         where = self.block.get(slots[0])
         if where is not None and self.widths[where[0]] == len(slots) > 1:
             b = where[0]
@@ -246,40 +261,65 @@ class MeanCode:
         return f"_xp.stack([{', '.join(self._value(s).code for s in slots)}], axis=1)"
 
     def _forward_group(self, g: int) -> list[str]:
-        grp = self.groups[g]
-        name = self._gname(g)
-        if isinstance(grp, Layer):
-            n, m = len(grp.inputs), len(grp.cols)
-            w = self._index([grp.w[j][i] for i in range(n) for j in range(m)])
-            b = self._index(grp.b)
-            a = self._matrix_of(grp.inputs)
-            grp.a = f"a{g}"
+        grp, name = self.plan.groups[g], self._gname(g)
+        if isinstance(grp, Map):
+            arg = self._map_arg(grp)
             return [
-                f"    a{g} = {a}",
-                f"    W{g} = _xp.reshape(_xp.take(S, {w}, axis=0), ({n}, {m}))  # the weights",
-                f"    c{g} = _xp.take(S, {b}, axis=0)",
-                f"    {name} = a{g} @ W{g}  # {m} dot node{'s' * (m != 1)} over the same {n} "
-                "inputs",
-                f"    {name} += c{g}",
+                f"    {name} = {self._apply(grp.op, [ArraySym(arg)])}  # {len(grp.cols)} × {grp.op}"
             ]
-        src = self._gname(grp.source)
-        cols = grp.src_cols
-        arg = (
-            src
-            if cols == list(range(len(self.groups[grp.source].cols)))
-            else (f"_xp.take({src}, {self._index(cols)}, axis=1)")
-        )
-        grp.arg = arg
-        return [f"    {name} = {self._apply(grp.op, [ArraySym(arg)])}  # {len(cols)} × {grp.op}"]
+        n, m = len(grp.inputs), len(grp.cols)
+        w = self._index([grp.w[j][i] for i in range(n) for j in range(m)])
+        return [
+            f"    a{g} = {self._matrix_of(grp.inputs)}",
+            f"    W{g} = _xp.reshape(_xp.take(S, {w}, axis=0), ({n}, {m}))  # the weights",
+            f"    c{g} = _xp.take(S, {self._index(list(grp.b))}, axis=0)",
+            f"    {name} = a{g} @ W{g}  # {m} dot node{'s' * (m != 1)} over the same {n} inputs",
+            f"    {name} += c{g}",
+        ]
 
     def _apply(self, name: str, args: list[Sym]) -> str:
         """The code of the operation `name` on `args`: its template, else a kernel call."""
         form = forward_form(name, len(args))
         if form is not None:
             return fill(form, args, ArraySym).code
-        fn = f"_f_{name}"
-        self.namespace[fn] = self._fk[name]
-        return f"{fn}({', '.join(a.code for a in args)})"
+        self.namespace[f"_f_{name}"] = self._fk[name]
+        return f"_f_{name}({', '.join(a.code for a in args)})"
+
+    def _forward_line(self, s: int) -> list[str]:
+        name, a = self.tape.op[s], self.tape.args[s]
+        args = [self._value(p) for p in a]
+        if s in self.plan.shared_dots:
+            m = (len(a) - 1) // 2
+            iw = self._index([self.spos[p] for p in a[1 : m + 1]])
+            ix = self._index([self.spos[p] for p in a[m + 1 :]])
+            self._shared_dot_index[s] = (iw, ix)
+            take = f"_xp.sum(_xp.take(S, {iw}, axis=0) * _xp.take(S, {ix}, axis=0))"
+            return [f"    v{s} = {args[0].code} + {take}"]
+        if name == "dot":
+            return dot_lines(f"v{s}", args, ArraySym)
+        return [f"    v{s} = {self._apply(name, args)}"]
+
+    # -- backward ---------------------------------------------------------------------------
+
+    def _backward(self) -> list[str]:
+        """The adjoint statements in the program's order: a line's derivatives where the
+        program has them, a group's where its last node's are."""
+        lines: list[str] = []
+        root = self.tape.root
+        self._contribute(root, "_seed", self.varies[root])
+        last = {}  # group -> the slot whose derivatives come last in backward's order
+        for st in self.program.adjoints:
+            if isinstance(st, Local) and st.slot in self.plan.member:
+                last[self.plan.member[st.slot][0]] = st.slot
+        for st in self.program.adjoints:
+            if not isinstance(st, Local):
+                continue  # a gradient's terms arrive in its users' order: summed when used
+            where = self.plan.member.get(st.slot)
+            if where is None:
+                self._backward_line(st.slot, lines)
+            elif last[where[0]] == st.slot:
+                self._backward_group(where[0], lines)
+        return lines
 
     def _locals(self, name: str, operands: list[Sym], lines: list[str]) -> list[float | Sym]:
         """The local derivatives of `name` at `operands` (inputs, then output): its
@@ -287,72 +327,25 @@ class MeanCode:
         forms = local_forms(name, len(operands) - 1)
         if forms is not None:
             return [fill(d, operands, ArraySym) if isinstance(d, Sym) else d for d in forms]
-        fn = f"_l_{name}"
-        self.namespace[fn] = self._lk[name]
+        self.namespace[f"_l_{name}"] = self._lk[name]
         tmp = self._tmp()
-        lines.append(f"    {tmp} = {fn}({', '.join(x.code for x in operands)})")
+        lines.append(f"    {tmp} = _l_{name}({', '.join(x.code for x in operands)})")
         return [ArraySym(f"{tmp}[{k}]") for k in range(len(operands) - 1)]
 
-    def _forward_line(self, s: int) -> list[str]:
-        name = self.tape.op[s]
-        args = [self._value(a) for a in self.tape.args[s]]
-        var = f"v{s}"
-        if name == "dot" and s in self.shared_dot:
-            m = (len(args) - 1) // 2
-            a = self.tape.args[s]
-            iw = self._index([self.spos[p] for p in a[1 : m + 1]])
-            ix = self._index([self.spos[p] for p in a[m + 1 :]])
-            self._shared_dots[s] = (iw, ix)
-            return [
-                f"    {var} = {args[0].code} + "
-                f"_xp.sum(_xp.take(S, {iw}, axis=0) * _xp.take(S, {ix}, axis=0))"
-            ]
-        if name == "dot":
-            return dot_lines(var, args, ArraySym)
-        return [f"    {var} = {self._apply(name, args)}"]
-
-    # -- backward -------------------------------------------------------------------
-
-    def _backward(self, items: list[tuple[str, int]]) -> list[str]:
-        tape, varies = self.tape, self.varies
-        lines: list[str] = []
-        self._acc: dict[int, list[str]] = {}  # line slot -> contributions
-        self._full: dict[int, list[str]] = {}  # group -> (batch × m) contributions
-        self._cols: dict[int, dict[int, list[str]]] = {}  # group -> column -> contributions
-        self._pieces: list[tuple[str, list[int]]] = []  # (1-D gradient code, S positions)
-        root = tape.root
-        self._contribute(root, "_seed", varies[root], lines)
-        self._n_tmp = 0
-        for kind, ref in reversed(items):
-            if kind == "group":
-                self._backward_group(ref, lines)
-            else:
-                self._backward_line(ref, lines)
-        return lines
-
-    def _tmp(self) -> str:
-        self._n_tmp += 1
-        return f"t{self._n_tmp}"
-
-    def _contribute(self, parent: int, code: str, child_varies: bool, lines: list[str]) -> None:
-        """Add `code` to the gradient of slot `parent` (reduced over the batch if it is shared);
-        nothing for a slot whose gradient nobody asked for."""
-        if not self.wanted[parent]:
-            return
-        if parent in self.spos:
-            if parent >= self.tape.n_in:
-                return  # a constant
-            if child_varies:
-                code = f"_xp.sum({code})"
-            self._pieces.append((f"_xp.reshape({code}, (1,))", [self.spos[parent]]))
+    def _contribute(self, parent: int, code: str, child_varies: bool) -> None:
+        """Add `code` to the gradient of slot `parent` (summed over the batch where the
+        parent is shared); nothing for a constant or a slot whose gradient nobody wants."""
+        if not self.wanted[parent] or (parent in self.spos and parent >= self.tape.n_in):
             return
         if child_varies and not self.varies[parent]:
             code = f"_xp.sum({code})"
-        if parent in self.member:
-            g, j = self.member[parent]
+        if parent in self.spos:
+            self._pieces.append((f"_xp.reshape({code}, (1,))", [self.spos[parent]]))
+        elif parent in self.plan.member:
+            g, j = self.plan.member[parent]
             self._cols.setdefault(g, {}).setdefault(j, []).append(code)
-            return
-        self._acc.setdefault(parent, []).append(code)
+        else:
+            self._acc.setdefault(parent, []).append(code)
 
     def _grad_of_line(self, s: int, lines: list[str]) -> str | None:
         terms = self._acc.pop(s, None)
@@ -360,144 +353,118 @@ class MeanCode:
             return None
         if len(terms) == 1 and terms[0].isidentifier():
             return terms[0]
-        var = f"g{s}"
-        lines.extend(
-            sum_lines(
-                var,
-                [ArraySym(t) if t.isidentifier() else ArraySym(f"({t})") for t in terms],
-                ArraySym,
-            )
-        )
-        return var
+        syms = [ArraySym(t if t.isidentifier() else f"({t})") for t in terms]
+        lines.extend(sum_lines(f"g{s}", syms, ArraySym))
+        return f"g{s}"
 
     def _backward_line(self, s: int, lines: list[str]) -> None:
         g = self._grad_of_line(s, lines)
         if g is None:
             return
-        tape = self.tape
-        name, a = tape.op[s], tape.args[s]
-        if s in self.shared_dot:
-            iw, ix = self._shared_dots[s]
+        a = self.tape.args[s]
+        if s in self.plan.shared_dots:
+            iw, ix = self._shared_dot_index[s]
             m = (len(a) - 1) // 2
-            self._contribute(a[0], g, False, lines)
+            self._contribute(a[0], g, False)
             for idx, ps in ((ix, a[1 : m + 1]), (iw, a[m + 1 :])):  # ∂/∂w = x, ∂/∂x = w
                 self._pieces.append(
                     (f"_xp.take(S, {idx}, axis=0) * {g}", [self.spos[p] for p in ps])
                 )
             return
-        locals_ = self._locals(name, [self._value(p) for p in a] + [ArraySym(f"v{s}")], lines)
+        operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
         gs = ArraySym(g)
-        for parent, d in zip(a, locals_):
-            if parent in self.spos and parent >= tape.n_in:
-                continue  # a constant: no gradient
-            term = (
-                gs
-                if (type(d) is float and d == 1.0)
-                else (-gs if type(d) is float and d == -1.0 else gs._operand(d) * gs)
-            )
-            self._contribute(parent, term.code, self.varies[s], lines)
+        for k, (parent, d) in enumerate(zip(a, self._locals(self.tape.op[s], operands, lines))):
+            unit = self.units.get((s, k))
+            term = gs if unit == 1.0 else -gs if unit == -1.0 else gs._operand(d) * gs
+            self._contribute(parent, term.code, self.varies[s])
 
     def _backward_group(self, g: int, lines: list[str]) -> None:
-        grp = self.groups[g]
-        name = self._gname(g)
-        full = self._full.pop(g, [])
+        grp, name = self.plan.groups[g], self._gname(g)
+        parts = self._full.pop(g, [])
         cols = self._cols.pop(g, {})
-        if not full and not cols:
+        if not parts and not cols:
             return
-        gname = f"g{name}"
-        parts = list(full)
         if cols:
-            m = len(grp.cols)
             zero = f"_xp.zeros_like({name}[:, 0])"
-            stacked = []
-            for j in range(m):
-                cs = cols.get(j)
-                stacked.append(" + ".join(f"({c})" for c in cs) if cs else zero)
+            stacked = [
+                " + ".join(f"({c})" for c in cols[j]) if j in cols else zero
+                for j in range(len(grp.cols))
+            ]
             parts.append(f"_xp.stack([{', '.join(stacked)}], axis=1)")
+        gname = f"g{name}"
         lines.append(f"    {gname} = {' + '.join(parts)}")
-        if isinstance(grp, Layer):
-            a, w = grp.a, f"W{g}"
-            n, m = len(grp.inputs), len(grp.cols)
-            lines.append(f"    gW{g} = _xp.reshape(_xp.matrix_transpose({a}) @ {gname}, (-1,))")
-            self._pieces.append((f"gW{g}", [grp.w[j][i] for i in range(n) for j in range(m)]))
-            self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
-            inputs = grp.inputs
-            if any(self._needs(s) for s in inputs):
-                lines.append(f"    g{a} = {gname} @ _xp.matrix_transpose({w})")
-                first = self.member.get(inputs[0])
-                if first is not None and list(inputs) == self.groups[first[0]].cols:
-                    self._full.setdefault(first[0], []).append(f"g{a}")
-                else:
-                    for i, s in enumerate(inputs):
-                        if self._needs(s):
-                            self._contribute(s, f"g{a}[:, {i}]", True, lines)
+        if isinstance(grp, Map):
+            (d,) = self._locals(grp.op, [ArraySym(self._map_arg(grp)), ArraySym(name)], lines)
+            d = ArraySym.const(d) if isinstance(d, float) else d
+            tmp = self._tmp()
+            if d.arithmetic:  # a formula: computed into a fresh array, × the gradient in place
+                lines += [f"    {tmp} = {d.code}", f"    {tmp} *= {gname}"]
+            else:  # a helper's result (relu's: a mask), or an array the forward pass holds --
+                # exp's derivative is its output, whose numbers the function returns: never
+                # multiplied in place -- × the gradient into a new array, in one pass
+                lines.append(f"    {tmp} = {d.code} * {gname}")
+            if self._whole(grp.source, grp.src_cols):
+                self._full.setdefault(grp.source, []).append(tmp)
+            else:
+                for j, c in enumerate(grp.src_cols):
+                    self._cols.setdefault(grp.source, {}).setdefault(c, []).append(f"{tmp}[:, {j}]")
             return
-        # an elementwise map: gradient of its source's columns
-        (d,) = self._locals(grp.op, [ArraySym(grp.arg), ArraySym(name)], lines)
-        d = ArraySym.const(d) if isinstance(d, float) else d
-        src = grp.source
-        tmp = self._tmp()
-        if d.arithmetic:  # a formula: computed into a fresh array, then × the gradient in place
-            lines.append(f"    {tmp} = {d.code}")
-            lines.append(f"    {tmp} *= {gname}")
-        else:  # a helper's result (relu's: a mask), or an array the forward pass holds --
-            # exp's derivative is its output, whose numbers the function returns: never
-            # multiplied in place -- × the gradient into a new array, in one pass
-            lines.append(f"    {tmp} = {d.code} * {gname}")
-        contrib = tmp
-        if grp.src_cols == list(range(len(self.groups[src].cols))):
-            self._full.setdefault(src, []).append(contrib)
-        else:
-            for j, c in enumerate(grp.src_cols):
-                self._cols.setdefault(src, {}).setdefault(c, []).append(f"{tmp}[:, {j}]")
+        n, m = len(grp.inputs), len(grp.cols)
+        lines.append(f"    gW{g} = _xp.reshape(_xp.matrix_transpose(a{g}) @ {gname}, (-1,))")
+        self._pieces.append((f"gW{g}", [grp.w[j][i] for i in range(n) for j in range(m)]))
+        self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
+        needs = [
+            self.wanted[s] and not (s in self.spos and s >= self.tape.n_in) for s in grp.inputs
+        ]
+        if any(needs):
+            lines.append(f"    ga{g} = {gname} @ _xp.matrix_transpose(W{g})")
+            first = self.plan.member.get(grp.inputs[0])
+            if first is not None and list(grp.inputs) == list(self.plan.groups[first[0]].cols):
+                self._full.setdefault(first[0], []).append(f"ga{g}")
+            else:
+                for i, s in enumerate(grp.inputs):
+                    if needs[i]:
+                        self._contribute(s, f"ga{g}[:, {i}]", True)
 
-    def _needs(self, s: int) -> bool:
-        return self.wanted[s] and not (s in self.spos and s >= self.tape.n_in)
+    # -- the function -----------------------------------------------------------------------
 
-    # -- the function -------------------------------------------------------------------
-
-    def _source(self) -> str:
-        n_in = self.tape.n_in
-        per_sample = [i for i in range(n_in) if self.mask[i]]
+    def _function_source(self, fwd: list[str], bwd: list[str]) -> str:
+        per_sample = [i for i in range(self.tape.n_in) if self.mask[i]]
         root = self._value(self.tape.root).code
         seed = f"_xp.zeros_like({root}) + 1.0 / _n" if self.varies[self.tape.root] else "1.0"
-        body = [*self.fwd, f"    _seed = {seed}", "    with _quiet():"]
-        body += ["    " + ln for ln in self.bwd]
-        grads_in = []
-        for i in per_sample:
-            g = self._grad_of_line_code(i)
-            grads_in.append(f"{i}: {g}" if g else "")
+        body = [*fwd, f"    _seed = {seed}", "    with _quiet():", *("    " + ln for ln in bwd)]
         # the shared gradients: pieces concatenated, then summed into input order
-        pieces = [p for p, _ in self._pieces]
-        self._positions = [pos for _, pos in self._pieces]
-        if pieces and self.n_shared_inputs:
-            body.append(f"        _flat = _xp.concat([{', '.join(pieces)}, _zero1])")
-            body.append("        _picked = _xp.take(_flat, _ipos, axis=0)  # each input's pieces")
-            body.append("        _shared = _xp.sum(_xp.reshape(_picked, (_nshared, -1)), axis=1)")
+        if self._pieces and self.n_shared_inputs:
+            body += [
+                f"        _flat = _xp.concat([{', '.join(p for p, _ in self._pieces)}, _zero1])",
+                "        _picked = _xp.take(_flat, _ipos, axis=0)  # each input's pieces",
+                "        _shared = _xp.sum(_xp.reshape(_picked, (_nshared, -1)), axis=1)",
+            ]
         else:
             body.append("        _shared = None")
-        body.append(f"    return {root}, _shared, {{{', '.join(x for x in grads_in if x)}}}")
+        grads_in = [
+            f"{i}: {' + '.join(f'({t})' for t in self._acc[i])}"
+            for i in per_sample
+            if self._acc.get(i)
+        ]
+        body.append(f"    return {root}, _shared, {{{', '.join(grads_in)}}}")
         # sK = S[K] for the shared numbers the code reads by name, and only those: most
         # weights are read as matrices (take(S, …)), and a dead line per weight would cost
         # compile() more than the step
-        named = {int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))}
-        head = [f"    s{k} = S[{k}]" for k in sorted(named)]
-        blocks, seen = [], set()
-        for i in per_sample:
-            b = self.block[i][0]
-            if b not in seen:
-                seen.add(b)
-                blocks.append(f"x{i}" if self.widths[b] == 1 else f"X{b}")
-        params = ", ".join(["S", "_n", *blocks])
-        return f"def mean_value_and_grad({params}):\n" + "\n".join([*head, *body]) + "\n"
+        named = sorted({int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))})
+        blocks = list(dict.fromkeys(self.block[i][0] for i in per_sample))
+        params = [
+            "S",
+            "_n",
+            *(
+                f"X{b}" if self.widths[b] > 1 else f"x{per_sample[sum(self.widths[:b])]}"
+                for b in blocks
+            ),
+        ]
+        head = [f"    s{k} = S[{k}]" for k in named]
+        return f"def mean_value_and_grad({', '.join(params)}):\n" + "\n".join([*head, *body]) + "\n"
 
-    def _grad_of_line_code(self, i: int) -> str | None:
-        terms = self._acc.get(i)
-        if not terms:
-            return None
-        return " + ".join(f"({t})" for t in terms)
-
-    # -- running ------------------------------------------------------------------------
+    # -- running ----------------------------------------------------------------------------
 
     def _piece_positions(self) -> Any:
         """For each shared input (a row), the places of its gradient pieces in _flat,
@@ -505,8 +472,7 @@ class MeanCode:
         import numpy as np
 
         n = self.n_shared_inputs
-        sizes = [len(p) for p in self._positions]
-        flat_len = sum(sizes)
+        flat_len = sum(len(p) for p in self._positions)
         pos = np.fromiter((p for ps in self._positions for p in ps), np.int64, flat_len)
         ks = np.flatnonzero(pos < n)
         owner = pos[ks]
@@ -520,41 +486,36 @@ class MeanCode:
         return table.reshape(-1)
 
     def _indices(self, device: Any) -> dict[str, Any]:
-        key = (str(device),)
+        """The index arrays (and the constants) on `device`, made once per device."""
+        key = str(device)
         cached = self._index_cache.get(key)
-        if cached is not None:
-            return cached
-        xp = self.xp
-        kw = {} if device is None else {"device": device}
-        out = {name: xp.asarray(v, dtype=xp.int64, **kw) for name, v in self._index_lists.items()}
-        # _ipos: for each shared input, the places of its gradient pieces in _flat (padded
-        # with the index of a trailing 0.0), so that a tied weight's pieces are summed
-        out["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
-        out["_nshared"] = self.n_shared_inputs
-        out["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
-        self._index_cache[key] = out
-        return out
+        if cached is None:
+            xp, kw = self.xp, {} if device is None else {"device": device}
+            cached = {
+                name: xp.asarray(v, dtype=xp.int64, **kw) for name, v in self._index_lists.items()
+            }
+            # _ipos: for each shared input, the places of its gradient pieces in _flat (padded
+            # with the index of a trailing 0.0), so that a tied weight's pieces are summed
+            cached["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
+            cached["_nshared"] = self.n_shared_inputs
+            cached["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
+            cached["_consts"] = xp.asarray(self.consts, dtype=xp.float64, **kw)
+            self._index_cache[key] = cached
+        return cached  # type: ignore[no-any-return]
 
     def run_arrays(
         self, shared: Any, columns: Sequence[Any], size: int, device: Any
     ) -> tuple[Any, Any, dict[int, Any]]:
         """:meth:`run` with the shared inputs as one array (the constants appended once)."""
-        xp = self.xp
-        key = ("consts", str(device))
-        consts = self._index_cache.get(key)
-        if consts is None:
-            kw = {} if device is None else {"device": device}
-            consts = self._index_cache[key] = xp.asarray(self.consts, dtype=xp.float64, **kw)
-        fn = self._function(device)
-        return fn(xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
+        consts = self._indices(device)["_consts"]
+        return self._function(device)(self.xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
-        xp = self.xp
-        kw = {} if device is None else {"device": device}
+        xp, kw = self.xp, {} if device is None else {"device": device}
         shared = [a for a, is_array in zip(args, self.mask) if not is_array] + self.consts
-        shared_array = xp.asarray(shared, dtype=xp.float64, **kw)
         per_sample = [a for a, is_array in zip(args, self.mask) if is_array]
-        return self._function(device)(shared_array, float(size), *per_sample)  # type: ignore[no-any-return]
+        numbers = xp.asarray(shared, dtype=xp.float64, **kw)
+        return self._function(device)(numbers, float(size), *per_sample)  # type: ignore[no-any-return]
 
     def _function(self, device: Any) -> Any:
         """The compiled function for `device`, with its index arrays as its own globals."""
