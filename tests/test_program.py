@@ -217,3 +217,54 @@ def test_backwards_fused_loop_is_the_one_chain_rule_evaluator_bit_for_bit(g: Gra
     y.backward()
     nodes = topological_order(y)
     assert bits([v.grad for v in nodes]) == bits([shared[v] for v in nodes])
+
+
+def test_every_printer_prints_the_programs_adjoints_as_edited():
+    """Issue 27.1: the printers read the program's adjoint statements, they do not work
+    the backward pass out again. Edit the program by hand -- one gradient's terms in
+    another order, a −1 shortcut removed -- and straight lines, grouped numpy and the
+    batched mean all follow the edit: the same new numbers, bit for bit."""
+    import itertools
+
+    from autodiff.trace._grouped import GroupedCode
+    from autodiff.trace._layers import MeanCode
+    from autodiff.trace._lines import LineCode
+    from autodiff.trace._traced import Traced
+
+    def f(v):  # u has three users whose terms cancel differently in different orders
+        u = v[0] * v[1]
+        return u * 1e16 + u * -1e16 + u * 1.0 - v[2]
+
+    point, names = [1.0, 1.0, 3.0], ["x", "y", "z"]
+    program = trace(f, point, mode="lines").program
+    tape = program.tape
+
+    def printed(prog):
+        n = tape.n_ops
+        lines = Traced(LineCode(prog, names), 3, n, "lines").value_and_grad(point)[1]
+        groups = Traced(GroupedCode(prog, np), 3, n, "groups").value_and_grad(point)[1]
+        mean = MeanCode(prog, names, (True, False, False), np)
+        _, shared, per_sample = mean.run([np.array([1.0]), 1.0, 3.0], 1, None)
+        batched = [float(per_sample[0][0]), *shared.tolist()]
+        return bits(lines), bits(groups), bits(batched), mean.source
+
+    def edited(change):
+        prog = Program(tape)
+        prog._adjoints = [change(st) if isinstance(st, Grad) else st for st in program.adjoints]
+        return prog
+
+    before = printed(program)
+    assert before[0] == before[1] == before[2]
+    u = next(st for st in program.adjoints if isinstance(st, Grad) and len(st.terms) == 3)
+    for terms in itertools.permutations(u.terms):
+        after = printed(edited(lambda st, t=list(terms): st._replace(terms=t) if st is u else st))
+        if after[0] != before[0]:
+            break
+    assert after[0] != before[0]  # an order that rounds differently: found
+    assert after[0] == after[1] == after[2]  # and every printer follows it
+    # the −1 shortcut of z's term (∂(a − z)/∂z = −1, printed as −g) removed: "-1.0 * g"
+    z = next(st for st in program.adjoints if isinstance(st, Grad) and st.slot == 2)
+    assert z.terms[0][2] == -1.0 and "-1.0 *" not in before[3]
+    unshortcut = edited(lambda st: st._replace(terms=[(*st.terms[0][:2], None)]) if st is z else st)
+    lines_source = LineCode(unshortcut, names).value_and_grad_source()
+    assert "-1.0 * g" in lines_source and "-1.0 * " in printed(unshortcut)[3]

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autodiff.rules import RULES
-from autodiff.trace._program import Program, helpers, local_kinds
+from autodiff.trace._program import Grad, Program, helpers, local_kinds
 
 __all__ = ["GroupedCode"]
 
@@ -98,24 +98,22 @@ class GroupedCode:
         uses = np.bincount(
             np.fromiter(itertools.chain.from_iterable(args), np.intp), minlength=n
         ).tolist()
-        where_reached = np.empty(n, dtype=np.intp)  # where Value.backward reaches each node
-        where_reached[np.asarray(tape.order, dtype=np.intp)] = np.arange(len(tape.order))
-        position = where_reached.tolist()
-        # fold: s = a + b where a is a + used only here: s takes a's chain of terms
+        # fold: s = a + b where a is a + used only here: s takes a's chain of terms, each
+        # term known by the + node and the input it came through (the program's terms)
         chain_of = [0] * n  # for a + node: 1 + the index of its chain in `chains`
-        chains: list[tuple[list[int], list[int]]] = []  # (terms, where backward reaches each)
+        chains: list[tuple[list[int], list[tuple[int, int]]]] = []  # (terms, their edges)
         absorbed = bytearray(n)
         for s in [s for s in range(tape.n_in, n) if ops[s] == "add"]:
             left, right = args[s]
             c = chain_of[left]
             if c and uses[left] == 1:
-                chain, where = chains[c - 1]
+                chain, edges = chains[c - 1]
                 chain.append(right)
-                where.append(position[s])
+                edges.append((s, 1))
                 absorbed[left] = 1
                 chain_of[s] = c
             else:
-                chains.append(([left, right], [position[s], position[s]]))
+                chains.append(([left, right], [(s, 0), (s, 1)]))
                 chain_of[s] = len(chains)
         eff = [s for s in range(tape.n_in, n) if ops[s] and not absorbed[s]]
         folded = {s: chains[chain_of[s] - 1] for s in eff if chain_of[s]}
@@ -123,9 +121,12 @@ class GroupedCode:
         self.eff = eff  # the tape slot of each node computed
         self.eff_op = [_SUM if s in folded else ops[s] for s in eff]
         self.eff_args = [tuple(folded[s][0]) if s in folded else args[s] for s in eff]
-        self.eff_keys = [folded[s][1] if s in folded else None for s in eff]
+        #: each argument of each node computed, as the program's term (tape node, input k)
+        self.eff_edges = [
+            folded[s][1] if s in folded else [(s, k) for k in range(len(args[s]))] for s in eff
+        ]
+        self.absorbed = absorbed
         self.depth = tape.depth
-        self.position = position
 
     # -- forward -----------------------------------------------------------------
 
@@ -233,30 +234,29 @@ class GroupedCode:
                     eloc[base + j] = np.arange(k, k + end - start)
                     k += end - start
         self.n_slots = k
-        # the edges (child -> parent) along which gradients flow, in Value.backward's order
+        # the edges (child -> parent) along which gradients flow: each gradient's terms as
+        # the program's adjoint statements give them, in backward()'s order
+        edge = {e: i for i, e in enumerate(itertools.chain.from_iterable(self.eff_edges))}
         eff = np.asarray(self.eff, dtype=np.intp)
-        needs = np.asarray(tape.needs, dtype=bool)
-        nargs = np.diff(self.eptr)
-        child = np.repeat(np.arange(len(eff)), nargs)  # index into eff
-        parent_old = np.fromiter(itertools.chain.from_iterable(self.eff_args), np.intp, n_edges)
-        position = np.asarray(self.position, dtype=np.intp)
-        key = np.repeat(position[eff], nargs)  # where backward reaches the child
-        for i, keys in enumerate(self.eff_keys):
-            if keys is not None:  # a folded chain: each term's original user
-                key[self.eptr[i] : self.eptr[i + 1]] = keys
-        keep = needs[parent_old] & needs[eff[child]]
-        sel = np.flatnonzero(keep)
-        sel = sel[np.lexsort((key[sel], parent_old[sel]))]  # by parent, then backward's order
-        e_parent, e_child, e_loc = parent_old[sel], child[sel], eloc[sel]
-        parents, first, count = np.unique(e_parent, return_index=True, return_counts=True)
+        child = np.repeat(np.arange(len(eff)), np.diff(self.eptr))  # index into eff
+        flat: list[int] = []
+        grads: list[tuple[int, int]] = []  # (parent, how many terms)
+        for st in self.program.adjoints:
+            if isinstance(st, Grad) and not self.absorbed[st.slot]:  # (a chain's inside: none)
+                terms = [edge[(c, k)] for c, k, _ in st.terms if (c, k) in edge]
+                flat += terms
+                grads.append((st.slot, len(terms)))
+        sel = np.asarray(flat, dtype=np.intp)
+        e_child, e_loc = child[sel], eloc[sel]
+        parents = np.asarray([p for p, _ in grads], dtype=np.intp)
+        count = np.asarray([m for _, m in grads], dtype=np.intp)
+        first = np.cumsum(count) - count
         # gradients: G[0] is the root's; parents grouped by depth (deepest first) and #terms
         depth = np.asarray(self.depth, dtype=np.intp)
         gslot = np.full(len(tape.op), -1, dtype=np.intp)
         root = tape.root
         gslot[root] = 0
         glines = ["    G[0] = 1.0  # the root"]
-        not_root = parents != root
-        parents, first, count = parents[not_root], first[not_root], count[not_root]
         order = np.lexsort((count, -depth[parents]))
         bounds = [0]
         if len(order):

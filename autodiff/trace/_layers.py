@@ -179,9 +179,17 @@ class MeanCode:
         self._shared_dot_index: dict[int, tuple[str, str]] = {}
         self._map_args: dict[Map, str] = {}  # a map's input, as the forward pass wrote it
         # the backward pass's bookkeeping, filled as it is printed
-        self._acc: dict[int, list[str]] = {}  # line slot -> its gradient's terms, in order
+        # line slot -> its gradient's terms, each with the program's edges it stands for
+        self._acc: dict[int, list[tuple[tuple[tuple[int, int], ...], str]]] = {}
         self._full: dict[int, list[str]] = {}  # group -> (batch × m) contributions
-        self._cols: dict[int, dict[int, list[str]]] = {}  # group -> column -> contributions
+        # group -> column -> its terms, with their edges (as _acc)
+        self._cols: dict[int, dict[int, list[tuple[tuple[tuple[int, int], ...], str]]]] = {}
+        #: each gradient's terms in the program's order: slot -> {(child, input k): rank}
+        self.rank = {
+            st.slot: {(c, k): i for i, (c, k, _) in enumerate(st.terms)}
+            for st in program.adjoints
+            if isinstance(st, Grad)
+        }
         self._pieces: list[tuple[str, list[int]]] = []  # (1-D gradient code, S positions)
         self._n_tmp = 0
         fwd = self._forward()
@@ -332,9 +340,12 @@ class MeanCode:
         lines.append(f"    {tmp} = _l_{name}({', '.join(x.code for x in operands)})")
         return [ArraySym(f"{tmp}[{k}]") for k in range(len(operands) - 1)]
 
-    def _contribute(self, parent: int, code: str, child_varies: bool) -> None:
-        """Add `code` to the gradient of slot `parent` (summed over the batch where the
-        parent is shared); nothing for a constant or a slot whose gradient nobody wants."""
+    def _contribute(
+        self, parent: int, code: str, child_varies: bool, edges: tuple[tuple[int, int], ...] = ()
+    ) -> None:
+        """Add `code` -- standing for the program's terms `edges` (child, input k) -- to the
+        gradient of slot `parent` (summed over the batch where the parent is shared);
+        nothing for a constant or a slot whose gradient nobody wants."""
         if not self.wanted[parent] or (parent in self.spos and parent >= self.tape.n_in):
             return
         if child_varies and not self.varies[parent]:
@@ -343,12 +354,24 @@ class MeanCode:
             self._pieces.append((f"_xp.reshape({code}, (1,))", [self.spos[parent]]))
         elif parent in self.plan.member:
             g, j = self.plan.member[parent]
-            self._cols.setdefault(g, {}).setdefault(j, []).append(code)
+            self._cols.setdefault(g, {}).setdefault(j, []).append((edges, code))
         else:
-            self._acc.setdefault(parent, []).append(code)
+            self._acc.setdefault(parent, []).append((edges, code))
+
+    def _ordered(self, s: int, terms: list[tuple[tuple[tuple[int, int], ...], str]]) -> list[str]:
+        """The terms of slot s's gradient in the order of the program's adjoint statement
+        (a term that stands for several edges -- a layer's ``gA`` column -- at its first)."""
+        rank = self.rank.get(s, {})
+        last = len(rank)
+        return [
+            c
+            for _, c in sorted(
+                terms, key=lambda t: min((rank.get(e, last) for e in t[0]), default=-1)
+            )
+        ]
 
     def _grad_of_line(self, s: int, lines: list[str]) -> str | None:
-        terms = self._acc.pop(s, None)
+        terms = self._ordered(s, self._acc.pop(s, []))
         if not terms:
             return None
         if len(terms) == 1 and terms[0].isidentifier():
@@ -365,7 +388,7 @@ class MeanCode:
         if s in self.plan.shared_dots:
             iw, ix = self._shared_dot_index[s]
             m = (len(a) - 1) // 2
-            self._contribute(a[0], g, False)
+            self._contribute(a[0], g, False, ((s, 0),))
             for idx, ps in ((ix, a[1 : m + 1]), (iw, a[m + 1 :])):  # ∂/∂w = x, ∂/∂x = w
                 self._pieces.append(
                     (f"_xp.take(S, {idx}, axis=0) * {g}", [self.spos[p] for p in ps])
@@ -376,7 +399,7 @@ class MeanCode:
         for k, (parent, d) in enumerate(zip(a, self._locals(self.tape.op[s], operands, lines))):
             unit = self.units.get((s, k))
             term = gs if unit == 1.0 else -gs if unit == -1.0 else gs._operand(d) * gs
-            self._contribute(parent, term.code, self.varies[s])
+            self._contribute(parent, term.code, self.varies[s], ((s, k),))
 
     def _backward_group(self, g: int, lines: list[str]) -> None:
         grp, name = self.plan.groups[g], self._gname(g)
@@ -387,7 +410,9 @@ class MeanCode:
         if cols:
             zero = f"_xp.zeros_like({name}[:, 0])"
             stacked = [
-                " + ".join(f"({c})" for c in cols[j]) if j in cols else zero
+                " + ".join(f"({c})" for c in self._ordered(grp.cols[j], cols[j]))
+                if j in cols
+                else zero
                 for j in range(len(grp.cols))
             ]
             parts.append(f"_xp.stack([{', '.join(stacked)}], axis=1)")
@@ -407,7 +432,10 @@ class MeanCode:
                 self._full.setdefault(grp.source, []).append(tmp)
             else:
                 for j, c in enumerate(grp.src_cols):
-                    self._cols.setdefault(grp.source, {}).setdefault(c, []).append(f"{tmp}[:, {j}]")
+                    edge = ((grp.cols[j], 0),)  # the map's column j reads its source's column c
+                    self._cols.setdefault(grp.source, {}).setdefault(c, []).append(
+                        (edge, f"{tmp}[:, {j}]")
+                    )
             return
         n, m = len(grp.inputs), len(grp.cols)
         lines.append(f"    gW{g} = _xp.reshape(_xp.matrix_transpose(a{g}) @ {gname}, (-1,))")
@@ -424,7 +452,16 @@ class MeanCode:
             else:
                 for i, s in enumerate(grp.inputs):
                     if needs[i]:
-                        self._contribute(s, f"ga{g}[:, {i}]", True)
+                        edges = tuple((c, self._x_input(c, i)) for c in grp.cols)
+                        self._contribute(s, f"ga{g}[:, {i}]", True, edges)
+
+    def _x_input(self, c: int, i: int) -> int:
+        """Which input of the dot node c is its layer's input i (the x half, or the first
+        half of a dot written inputs first)."""
+        a, layer = self.tape.args[c], self.plan.groups[self.plan.member[c][0]]
+        m = (len(a) - 1) // 2
+        assert isinstance(layer, Layer)
+        return 1 + m + i if a[1 + m + i] == layer.inputs[i] else 1 + i
 
     # -- the function -----------------------------------------------------------------------
 
@@ -443,7 +480,7 @@ class MeanCode:
         else:
             body.append("        _shared = None")
         grads_in = [
-            f"{i}: {' + '.join(f'({t})' for t in self._acc[i])}"
+            f"{i}: {' + '.join(f'({t})' for t in self._ordered(i, self._acc[i]))}"
             for i in per_sample
             if self._acc.get(i)
         ]
