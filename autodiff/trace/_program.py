@@ -71,6 +71,16 @@ def literal(x: float) -> str:
     return repr(x) if math.isfinite(x) else f"float({str(x)!r})"
 
 
+def _operator(op: str, prec: int, reflected: bool) -> Callable[[Sym, object], Sym]:
+    """Sym's ``op`` (``a op b``, or ``b op a`` for the reflected method), printed."""
+
+    def method(self: Sym, o: object) -> Sym:
+        other = self._operand(o)
+        return self._bin(op, prec, other, self) if reflected else self._bin(op, prec, self, other)
+
+    return method
+
+
 class Sym:
     """A number known only by the code that computes it."""
 
@@ -101,29 +111,14 @@ class Sym:
         rc = right.code if right.prec > prec else f"({right.code})"  # a - (b - c) stays
         return type(self)(f"{lc} {op} {rc}", prec)
 
-    def __add__(self, o: object) -> Sym:
-        return self._bin("+", _ADD, self, self._operand(o))
-
-    def __radd__(self, o: object) -> Sym:
-        return self._bin("+", _ADD, self._operand(o), self)
-
-    def __sub__(self, o: object) -> Sym:
-        return self._bin("-", _ADD, self, self._operand(o))
-
-    def __rsub__(self, o: object) -> Sym:
-        return self._bin("-", _ADD, self._operand(o), self)
-
-    def __mul__(self, o: object) -> Sym:
-        return self._bin("*", _MUL, self, self._operand(o))
-
-    def __rmul__(self, o: object) -> Sym:
-        return self._bin("*", _MUL, self._operand(o), self)
-
-    def __truediv__(self, o: object) -> Sym:
-        return self._bin("/", _MUL, self, self._operand(o))
-
-    def __rtruediv__(self, o: object) -> Sym:
-        return self._bin("/", _MUL, self._operand(o), self)
+    __add__ = _operator("+", _ADD, False)
+    __radd__ = _operator("+", _ADD, True)
+    __sub__ = _operator("-", _ADD, False)
+    __rsub__ = _operator("-", _ADD, True)
+    __mul__ = _operator("*", _MUL, False)
+    __rmul__ = _operator("*", _MUL, True)
+    __truediv__ = _operator("/", _MUL, False)
+    __rtruediv__ = _operator("/", _MUL, True)
 
     def __neg__(self) -> Sym:
         code = f"-{self.code}" if self.prec >= _UNARY else f"-({self.code})"
