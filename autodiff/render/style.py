@@ -156,12 +156,33 @@ def script_json(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, allow_nan=False).translate(_SCRIPT_SAFE)
 
 
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{TITLE}}</title>
+<style>
+{{CSS}}
+</style>
+</head>
+<body>
+{{BODY}}
+<script type="application/json" id="data">{{DATA}}</script>
+<script>
+{{JS}}
+</script>
+</body>
+</html>
+"""
+
+
 def html_page(package: str, name: str, *, title: str, svg: str, data: object) -> str:
-    """A self-contained page from the assets ``NAME.html``, ``NAME.css`` and ``NAME.js`` in
-    the folder ``assets`` of `package` (package data): the template's ``{{TITLE}}``,
-    ``{{CSS}}``, ``{{SVG}}``, ``{{DATA}}`` and ``{{JS}}`` filled in one pass (so that no
-    text can bring in a placeholder of its own), the title escaped, the data as
-    :func:`script_json`."""
+    """A self-contained page: the one skeleton (head, data, script) around the body
+    ``NAME.html`` of the folder ``assets`` of `package` (package data), with ``NAME.css``
+    and ``NAME.js``: ``{{TITLE}}``, ``{{CSS}}``, ``{{SVG}}``, ``{{DATA}}`` and ``{{JS}}``
+    filled in one pass (so that no text can bring in a placeholder of its own), the
+    title escaped, the data as :func:`script_json`."""
     folder = resources.files(package) / "assets"
 
     def asset(suffix: str) -> str:
@@ -174,4 +195,5 @@ def html_page(package: str, name: str, *, title: str, svg: str, data: object) ->
         "DATA": script_json(data),
         "JS": asset("js"),
     }
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], asset("html"))
+    page = _PAGE.replace("{{BODY}}", asset("html").strip("\n"))
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fills[m.group(1)], page)
