@@ -169,10 +169,9 @@ class MeanCode:
         self.n_shared_inputs = len(shared)
         self.consts = [tape.value[s] for s in consts]
         self.plan = find_layers(program, self.spos, varies)
-        # each ±1 shortcut as the program decided it: (child, input k) -> 1.0, −1.0 or None
-        self.units = {
-            (c, k): u for st in program.adjoints if isinstance(st, Grad) for c, k, u in st.terms
-        }
+        #: each slot's adjoint statement: its gradient's terms in backward()'s order, with
+        #: the ±1 shortcuts the program decided (read where needed, not copied)
+        self.grad_of = {st.slot: st for st in program.adjoints if isinstance(st, Grad)}
         helpers, self._fk, self._lk = kernels(xp)
         self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
         self._index_lists: dict[str, list[Any]] = {}
@@ -184,12 +183,6 @@ class MeanCode:
         self._full: dict[int, list[str]] = {}  # group -> (batch × m) contributions
         # group -> column -> its terms, with their edges (as _acc)
         self._cols: dict[int, dict[int, list[tuple[tuple[tuple[int, int], ...], str]]]] = {}
-        #: each gradient's terms in the program's order: slot -> {(child, input k): rank}
-        self.rank = {
-            st.slot: {(c, k): i for i, (c, k, _) in enumerate(st.terms)}
-            for st in program.adjoints
-            if isinstance(st, Grad)
-        }
         self._pieces: list[tuple[str, list[int]]] = []  # (1-D gradient code, S positions)
         self._n_tmp = 0
         fwd = self._forward()
@@ -361,7 +354,10 @@ class MeanCode:
     def _ordered(self, s: int, terms: list[tuple[tuple[tuple[int, int], ...], str]]) -> list[str]:
         """The terms of slot s's gradient in the order of the program's adjoint statement
         (a term that stands for several edges -- a layer's ``gA`` column -- at its first)."""
-        rank = self.rank.get(s, {})
+        if len(terms) < 2:
+            return [c for _, c in terms]
+        st = self.grad_of.get(s)
+        rank = {(c, k): i for i, (c, k, _) in enumerate(st.terms)} if st else {}
         last = len(rank)
         return [
             c
@@ -397,9 +393,14 @@ class MeanCode:
         operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
         gs = ArraySym(g)
         for k, (parent, d) in enumerate(zip(a, self._locals(self.tape.op[s], operands, lines))):
-            unit = self.units.get((s, k))
+            unit = self._unit(s, k, parent)
             term = gs if unit == 1.0 else -gs if unit == -1.0 else gs._operand(d) * gs
             self._contribute(parent, term.code, self.varies[s], ((s, k),))
+
+    def _unit(self, s: int, k: int, parent: int) -> float | None:
+        """The program's ±1 shortcut for the term of input k of slot s (None: none)."""
+        st = self.grad_of.get(parent)
+        return next((u for c, j, u in st.terms if (c, j) == (s, k)), None) if st else None
 
     def _backward_group(self, g: int, lines: list[str]) -> None:
         grp, name = self.plan.groups[g], self._gname(g)

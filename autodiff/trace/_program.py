@@ -377,11 +377,16 @@ class Program:
         tape = self.tape
         op, args, needs, root = tape.op, tape.args, tape.needs, tape.root
         value, n_in = tape.value, tape.n_in
+        # the constants that are exactly 1.0 or −1.0: a derivative that is one of them is ±g
+        unit_of: dict[int, float] = {
+            s: value[s] for s in range(n_in, len(op)) if not op[s] and value[s] in (1.0, -1.0)
+        }
         known: dict[tuple[str, int], tuple[Any, tuple[Any, ...], tuple[int, ...]]] = {}
         pending: dict[int, list[tuple[int, int, float | None]]] = {}  # slot -> its terms
         adjoints: list[Grad | Local] = []
         append = adjoints.append
         new = tuple.__new__
+        get = pending.get
         for c in tape.order:
             if not needs[c]:
                 continue
@@ -398,18 +403,20 @@ class Program:
                 entry = known[key] = (local_forms(*key), *_unit_kinds(*key))
             forms, kinds, inputs = entry
             units: Any = kinds
-            if inputs:  # a derivative that is an input: 1.0 or −1.0 if that is a constant
+            if inputs and unit_of:  # a derivative that is an input: ±1.0 if that is a constant
                 units = list(kinds)
                 for j in inputs:
-                    s = a[kinds[j]]  # type: ignore[index]
-                    x = value[s]
-                    units[j] = x if s >= n_in and not op[s] and x in (1.0, -1.0) else None
+                    units[j] = unit_of.get(a[kinds[j]])  # type: ignore[index]
+            elif inputs:
+                units = [None if type(u) is int else u for u in kinds]
             for k, p in enumerate(a):
                 if needs[p]:
-                    if p in pending:
-                        pending[p].append((c, k, units[k]))
+                    t = (c, k, units[k])
+                    lst = get(p)
+                    if lst is None:
+                        pending[p] = [t]
                     else:
-                        pending[p] = [(c, k, units[k])]
+                        lst.append(t)
             append(new(Local, (c, name, forms)))
         return adjoints
 
