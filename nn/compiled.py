@@ -99,6 +99,8 @@ class ArrayParameters:
         self.values: Any = None
         self.grads: Any = None
         self.lease = Lease(self.params, self._numbers)
+        self.library = getattr(xp, "__name__", type(xp).__name__)
+        self.mutable = _mutable(xp, self.kw)
 
     @classmethod
     def of(cls, opt: Optimizer, xp: Any, device: Any = None) -> ArrayParameters:
@@ -128,10 +130,27 @@ class ArrayParameters:
                     [p.data for p in self.params], dtype=self.xp.float64, **self.kw
                 )
             loss, grads = run(self.values)
-            self.opt.update(self.values, grads)
+            new = self.opt.update(self.values, grads)
+            if new is None and not self.mutable:  # an optimizer of the old kind, on JAX
+                raise TypeError(
+                    f"{type(self.opt).__name__}.update returned nothing, and {self.library}'s "
+                    "arrays cannot be changed in place: the step would not train. Return "
+                    "the new values from update()"
+                )
+            self.values = self.values if new is None else new
             self.grads = grads
             lease.newer()
         return loss
+
+
+def _mutable(xp: Any, kw: dict[str, Any]) -> bool:
+    """Whether `xp`'s arrays can be changed in place (JAX's cannot)."""
+    probe = xp.zeros(1, dtype=xp.float64, **kw)
+    try:
+        probe[0] = 1.0
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
 
 
 # optimizer -> the holders of its parameters (weakly: a dropped optimizer takes them along)
@@ -192,6 +211,12 @@ def compile_batch_step(
         xp = require("numpy", "arrays", "compile_batch_step")
     kw = {} if device is None else {"device": device}
     data = xp.asarray([[float(v) for v in x] for x in xs], dtype=xp.float64, **kw)  # n × d
+    if data.dtype != xp.float64:  # JAX without x64 makes float32 of everything, silently
+        raise TypeError(
+            f"compile_batch_step: {getattr(xp, '__name__', xp)} gave {data.dtype} arrays when "
+            "asked for float64, and the engine's numbers are float64; with JAX, enable them "
+            "first: jax.config.update('jax_enable_x64', True)"
+        )
     labels = xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw)
 
     def loss_now() -> float:

@@ -127,11 +127,13 @@ class Optimizer:
     def _update(self) -> None:
         raise NotImplementedError
 
-    def update(self, values: Any, grads: Any) -> None:
-        """One step on arrays: `values` (the parameters' numbers, in ``params`` order) is
-        updated in place from `grads`, with the arithmetic of :meth:`step` -- the same
-        numbers -- and the running state kept as arrays of the same kind. This is what
-        :func:`nn.train.compile_batch_step` calls; it touches no Value."""
+    def update(self, values: Any, grads: Any) -> Any:
+        """One step on arrays: the parameters' numbers `values` (in ``params`` order) moved
+        by `grads`, with the arithmetic of :meth:`step` -- the same numbers -- and the
+        running state kept as arrays of the same kind. Returns the new values: `values`
+        itself, updated in place, where the array library allows it (numpy, PyTorch,
+        CuPy), a new array where its arrays are immutable (JAX). This is what
+        :func:`nn.compiled.compile_batch_step` calls; it touches no Value."""
         raise NotImplementedError
 
     # -- state ------------------------------------------------------------------------
@@ -209,9 +211,10 @@ class SGD(Optimizer):
             vel[i] = v
             p.data -= lr * v
 
-    def update(self, values: Any, grads: Any) -> None:
+    def update(self, values: Any, grads: Any) -> Any:
         vel = self._velocity = self.momentum * _array(self._velocity, values) + grads
-        values -= self.lr * vel
+        values -= self.lr * vel  # in place; a new array for an immutable one (JAX)
+        return values
 
     def _state(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "velocity": _floats(self._velocity)}
@@ -259,7 +262,7 @@ class Adam(Optimizer):
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
-    def update(self, values: Any, grads: Any) -> None:
+    def update(self, values: Any, grads: Any) -> Any:
         # _update's arithmetic, elementwise: each operation rounds as there
         xp = _namespace(values)
         self.t += 1
@@ -268,7 +271,8 @@ class Adam(Optimizer):
         c2 = 1.0 - b2**self.t
         m = self._m = b1 * _array(self._m, values) + (1.0 - b1) * grads
         v = self._v = b2 * _array(self._v, values) + (1.0 - b2) * grads * grads
-        values -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)
+        values -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)  # a new array for JAX's
+        return values
 
     def _state(self) -> dict[str, Any]:
         return {
