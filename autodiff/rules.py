@@ -363,7 +363,11 @@ def _logsumexp_array(xp: Any, *zs: Any) -> Any:
 def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
     y = _arr(xp, y)
     ok = (y == xp.floor(y)) & (y >= 0.0) & (y < len(zs))  # false for nan
-    if not bool(xp.all(ok)):
+    try:
+        valid = bool(xp.all(ok))
+    except TypeError:  # traced by jax.jit: no number to check, and the compiled step that
+        valid = True  # jits it has run this same code on its labels, untraced, first
+    if not valid:
         raise ValueError(f"pick: a label is not a class index (an integer from 0 to {len(zs) - 1})")
     out = _arr(xp, zs[0]) + xp.zeros_like(y)
     for k, z in enumerate(zs[1:], start=1):

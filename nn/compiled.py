@@ -118,10 +118,15 @@ class ArrayParameters:
         """The numbers to hand back: the parameters' and their last gradient's."""
         return self.values.tolist(), self.grads.tolist()
 
-    def step(self, run: Callable[[Any], tuple[float, Any]]) -> float:
+    def step(self, run: Callable[[Any], tuple[float, Any]], fused: Any = None) -> float:
         """One step: `run(values)` gives the loss and the gradient (an array), then the
         optimizer updates the array in place. The Values are read first if they were set
-        by hand, or if another holder had them, since the last step."""
+        by hand, or if another holder had them, since the last step.
+
+        With `fused` (a jitted function of the values, the optimizer's state and its
+        scalars, see :func:`_jitted`), the whole step is that one call; where its numbers
+        are not all finite nothing of it is kept, and the step is taken again by `run`,
+        op by op, which raises the engine's error or gives its numbers."""
         lease = self.lease
         with lease.lock:
             if not lease.holds or lease.edited or self.values is None:
@@ -129,6 +134,14 @@ class ArrayParameters:
                 self.values = self.xp.asarray(
                     [p.data for p in self.params], dtype=self.xp.float64, **self.kw
                 )
+            if fused is not None:
+                state = self.opt.state_arrays(self.values)
+                loss, grads, values, state, finite = fused(self.values, state, self.opt.scalars())
+                if bool(finite):
+                    self.opt.commit(state)
+                    self.values, self.grads = values, grads
+                    lease.newer()
+                    return float(loss)
             loss, grads = run(self.values)
             new = self.opt.update(self.values, grads)
             if new is None and not self.mutable:  # an optimizer of the old kind, on JAX
@@ -141,6 +154,39 @@ class ArrayParameters:
             self.grads = grads
             lease.newer()
         return loss
+
+
+def _is_jax(xp: Any) -> bool:
+    return str(getattr(xp, "__name__", "")).startswith("jax")
+
+
+def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any:
+    """Loss, gradient and the optimizer's update as one function under ``jax.jit``: the
+    mean code (:meth:`~autodiff.trace.BatchedTraced.mean_function`) and
+    :meth:`Optimizer.apply`, with the settings passed in (a changed lr takes effect).
+    It also says whether everything came out finite (else the step is taken op by op)."""
+    import jax
+
+    mean_and_grad = None
+
+    def fused(values: Any, state: Any, scalars: Any) -> Any:
+        loss, grads = mean_and_grad(values)  # type: ignore[misc]
+        new_values, new_state = opt.apply(xp, values, grads, state, scalars)
+        finite = xp.isfinite(loss) & xp.all(xp.isfinite(grads)) & xp.all(xp.isfinite(new_values))
+        return loss, grads, new_values, new_state, finite
+
+    def first(values: Any, state: Any, scalars: Any) -> Any:
+        nonlocal mean_and_grad
+        if mean_and_grad is None:
+            # once, untraced: the checks a trace cannot make (labels that are class
+            # indices, the engine's errors) run on this batch before it is jitted
+            traced.mean_value_and_grad_arrays(values, [data, labels])
+            mean_and_grad = traced.mean_function(values, [data, labels])
+        return jitted(values, state, scalars)
+
+    jitted = jax.jit(fused)
+    first.jitted = jitted  # type: ignore[attr-defined]  # (its compilations can be counted)
+    return first
 
 
 def _mutable(xp: Any, kw: dict[str, Any]) -> bool:
@@ -179,7 +225,9 @@ def compile_batch_step(
     ``BatchedTraced.mean_value_and_grad``) and updates the parameters as
     ``opt.step()`` would, with the same arithmetic. Returns the mean loss as a float.
     The batch is held as arrays of the namespace `xp` (numpy by default; a torch or
-    cupy namespace runs it there), on `device` (a GPU, for one) when given.
+    cupy namespace runs it there), on `device` (a GPU, for one) when given. With
+    ``xp=jax.numpy`` (float64 on: ``jax_enable_x64``) the whole step is one function
+    under ``jax.jit`` (:func:`_jitted`).
 
     While the steps run, the parameters' numbers live in one array
     (:class:`ArrayParameters`, see the module docstring): reading any parameter --
@@ -247,10 +295,17 @@ def compile_batch_step(
     def run(values: Any) -> tuple[float, Any]:  # the batch as one matrix, and its labels
         return traced.mean_value_and_grad_arrays(values, [data, labels])  # type: ignore[no-any-return]
 
+    # under JAX, the whole step jitted -- for an optimizer that has its step as a pure
+    # function (apply); one that only updates in place takes the op-by-op path (and is
+    # refused there, its update reaching nothing)
+    pure = type(opt).apply is not Optimizer.apply
+    fused = _jitted(traced, data, labels, opt, xp) if _is_jax(xp) and pure else None
+
     def step() -> float:
-        return home.step(run)
+        return home.step(run, fused)
 
     step.traced = traced  # type: ignore[attr-defined]
+    step.fused = fused  # type: ignore[attr-defined]  # the jitted step (JAX), or None
     step.loss = loss_now  # type: ignore[attr-defined]
     step.sync = home.lease.settle  # type: ignore[attr-defined]  # hand the numbers back now
     return step

@@ -127,14 +127,43 @@ class Optimizer:
     def _update(self) -> None:
         raise NotImplementedError
 
+    #: The running-state buffers (one number per parameter each), by attribute name.
+    _buffers: tuple[str, ...] = ()
+
     def update(self, values: Any, grads: Any) -> Any:
         """One step on arrays: the parameters' numbers `values` (in ``params`` order) moved
         by `grads`, with the arithmetic of :meth:`step` -- the same numbers -- and the
         running state kept as arrays of the same kind. Returns the new values: `values`
         itself, updated in place, where the array library allows it (numpy, PyTorch,
         CuPy), a new array where its arrays are immutable (JAX). This is what
-        :func:`nn.compiled.compile_batch_step` calls; it touches no Value."""
+        :func:`nn.compiled.compile_batch_step` calls; it touches no Value. It is
+        :meth:`apply` on this optimizer's state, then :meth:`commit`."""
+        state = self.state_arrays(values)
+        values, state = self.apply(_namespace(values), values, grads, state, self.scalars())
+        self.commit(state)
+        return values
+
+    def state_arrays(self, like: Any) -> tuple[Any, ...]:
+        """The running state as arrays of the kind and device of `like`."""
+        return tuple(_array(getattr(self, name), like) for name in self._buffers)
+
+    def scalars(self) -> tuple[float, ...]:
+        """The numbers the next step uses (the settings, and any that depend on the step
+        count), so that :meth:`apply` reads nothing else: under ``jax.jit`` a setting
+        changed later (a learning-rate schedule) still takes effect."""
+        return (self.lr,)
+
+    def apply(
+        self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
+    ) -> tuple[Any, tuple[Any, ...]]:
+        """One step as a pure function of arrays (the whole of :meth:`update` but the
+        bookkeeping): the new values and the new running state."""
         raise NotImplementedError
+
+    def commit(self, state: tuple[Any, ...]) -> None:
+        """Keep the running state of a step that :meth:`apply` made (and count it)."""
+        for name, buffer in zip(self._buffers, state):
+            setattr(self, name, buffer)
 
     # -- state ------------------------------------------------------------------------
 
@@ -211,10 +240,18 @@ class SGD(Optimizer):
             vel[i] = v
             p.data -= lr * v
 
-    def update(self, values: Any, grads: Any) -> Any:
-        vel = self._velocity = self.momentum * _array(self._velocity, values) + grads
-        values -= self.lr * vel  # in place; a new array for an immutable one (JAX)
-        return values
+    _buffers = ("_velocity",)
+
+    def scalars(self) -> tuple[float, ...]:
+        return (self.lr, self.momentum)
+
+    def apply(
+        self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
+    ) -> tuple[Any, tuple[Any, ...]]:
+        lr, mu = scalars
+        vel = mu * state[0] + grads
+        values -= lr * vel  # in place; a new array for an immutable one (JAX)
+        return values, (vel,)
 
     def _state(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "velocity": _floats(self._velocity)}
@@ -262,17 +299,26 @@ class Adam(Optimizer):
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
 
-    def update(self, values: Any, grads: Any) -> Any:
-        # _update's arithmetic, elementwise: each operation rounds as there
-        xp = _namespace(values)
-        self.t += 1
+    _buffers = ("_m", "_v")
+
+    def scalars(self) -> tuple[float, ...]:
         b1, b2 = self.betas
-        c1 = 1.0 - b1**self.t
-        c2 = 1.0 - b2**self.t
-        m = self._m = b1 * _array(self._m, values) + (1.0 - b1) * grads
-        v = self._v = b2 * _array(self._v, values) + (1.0 - b2) * grads * grads
-        values -= self.lr * (m / c1) / (xp.sqrt(v / c2) + self.eps)  # a new array for JAX's
-        return values
+        t = self.t + 1  # the step about to be taken
+        return (self.lr, b1, b2, self.eps, 1.0 - b1**t, 1.0 - b2**t)
+
+    def apply(
+        self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
+    ) -> tuple[Any, tuple[Any, ...]]:
+        # _update's arithmetic, elementwise: each operation rounds as there
+        lr, b1, b2, eps, c1, c2 = scalars
+        m = b1 * state[0] + (1.0 - b1) * grads
+        v = b2 * state[1] + (1.0 - b2) * grads * grads
+        values -= lr * (m / c1) / (xp.sqrt(v / c2) + eps)  # a new array for JAX's
+        return values, (m, v)
+
+    def commit(self, state: tuple[Any, ...]) -> None:
+        super().commit(state)
+        self.t += 1
 
     def _state(self) -> dict[str, Any]:
         return {

@@ -66,9 +66,9 @@ def test_each_library_trains_as_numpy_does(name, optimizer):
 
 @pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")  # JAX's own, expected
 def test_jax_without_float64_is_refused_naming_it():
+    jax_numpy()  # (skips without JAX)
     import jax
 
-    jax_numpy()
     jax.config.update("jax_enable_x64", False)
     try:
         with pytest.raises(TypeError, match=r"jax.*float32.*jax_enable_x64"):
@@ -149,3 +149,49 @@ def test_every_library_gives_pytorchs_loss_and_gradient_at_any_batch(batch):
         assert loss == pytest.approx(ref_loss, rel=1e-12), name
         assert np.abs(grad - ref_grad).max() <= 1e-11 * scale, name
         del args, grad
+
+
+def _steps(xp, lrs, hand=None):
+    """Steps with the learning rate of each step (a schedule), a weight set by hand after
+    the second step if `hand`; the losses and the weights, or the error and its step."""
+    xs, ys = digits("train")
+    model = MLP(64, [32, 10], seed=1)
+    opt = Adam(model.parameters(), lr=lrs[0])
+    step = compile_batch_step(
+        model, lambda x, y: losses.cross_entropy([model(x)], [y]), xs[:200], ys[:200], opt, xp=xp
+    )
+    out = []
+    for k, lr in enumerate(lrs):
+        opt.lr = lr
+        try:
+            out.append(step())
+        except (OverflowError, ValueError) as e:
+            return type(e), k, [p.data for p in model.parameters()]
+        if hand is not None and k == 1:
+            model.layers[0].neurons[0].w[5].data = hand
+    return out, step, [p.data for p in model.parameters()]
+
+
+def test_under_jax_the_whole_step_is_one_jitted_function_compiled_once():
+    """loss, gradient and Adam's update: one jax.jit function, compiled once for all the
+    steps -- a learning-rate schedule and a weight set by hand between steps take effect
+    (the settings are its arguments, the numbers come home as numpy's do)."""
+    lrs = [0.01, 0.01, 0.003, 0.0, 0.02]
+    ref, _, ref_w = _steps(None, lrs, hand=0.25)
+    got, step, got_w = _steps(jax_numpy(), lrs, hand=0.25)
+    assert step.fused is not None and step.fused.jitted._cache_size() == 1
+    assert got == pytest.approx(ref, rel=1e-12)
+    assert got_w == pytest.approx(ref_w, rel=1e-12, abs=1e-14)
+    assert got[4] == got[3] != got[2]  # the step at lr 0.0 moved nothing: the schedule
+    # reached the jitted code (a baked-in lr would have moved the weights)
+
+
+def test_a_jitted_step_that_overflows_raises_as_numpys_and_keeps_nothing():
+    """Where the jitted step's numbers are not all finite nothing of it is kept and the
+    step is taken op by op: the engine's error, at the same step, with the same weights."""
+    lrs = [1e308] * 4
+    ref = _steps(None, lrs)
+    got = _steps(jax_numpy(), lrs)
+    assert ref[0] in (OverflowError, ValueError)
+    assert got[:2] == ref[:2]
+    assert got[2] == pytest.approx(ref[2], rel=1e-12)
