@@ -32,6 +32,7 @@ DISTRIBUTION = "scalar-autodiff"
 EXTRAS: dict[str, tuple[str, ...]] = {
     "arrays": ("numpy", "array_api_compat"),
     "nn": ("matplotlib", "tqdm", "numpy"),
+    "jax": ("jax", "numpy", "array_api_compat"),
 }
 
 

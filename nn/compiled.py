@@ -163,14 +163,16 @@ def _is_jax(xp: Any) -> bool:
 def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any:
     """Loss, gradient and the optimizer's update as one function under ``jax.jit``: the
     mean code (:meth:`~autodiff.trace.BatchedTraced.mean_function`) and
-    :meth:`Optimizer.apply`, with the settings passed in (a changed lr takes effect).
-    It also says whether everything came out finite (else the step is taken op by op)."""
+    :meth:`Optimizer.apply`, with the settings passed in (a changed lr takes effect) and
+    the batch too (sharded over devices, it is run on all of them: XLA reduces the
+    gradient). It also says whether everything came out finite (else the step is taken
+    op by op)."""
     import jax
 
     mean_and_grad = None
 
-    def fused(values: Any, state: Any, scalars: Any) -> Any:
-        loss, grads = mean_and_grad(values)  # type: ignore[misc]
+    def fused(values: Any, state: Any, scalars: Any, batch: Any) -> Any:
+        loss, grads = mean_and_grad(values, batch)  # type: ignore[misc]
         new_values, new_state = opt.apply(xp, values, grads, state, scalars)
         finite = xp.isfinite(loss) & xp.all(xp.isfinite(grads)) & xp.all(xp.isfinite(new_values))
         return loss, grads, new_values, new_state, finite
@@ -182,7 +184,7 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
             # indices, the engine's errors) run on this batch before it is jitted
             traced.mean_value_and_grad_arrays(values, [data, labels])
             mean_and_grad = traced.mean_function(values, [data, labels])
-        return jitted(values, state, scalars)
+        return jitted(values, state, scalars, [data, labels])
 
     jitted = jax.jit(fused)
     first.jitted = jitted  # type: ignore[attr-defined]  # (its compilations can be counted)
@@ -213,6 +215,7 @@ def compile_batch_step(
     xp: Any = None,
     device: Any = None,
     keep_memory: bool = True,
+    mesh: Any = None,
 ) -> Callable[[], float]:
     """A training step that runs one sample's traced loss over the whole batch at once.
 
@@ -227,7 +230,9 @@ def compile_batch_step(
     The batch is held as arrays of the namespace `xp` (numpy by default; a torch or
     cupy namespace runs it there), on `device` (a GPU, for one) when given. With
     ``xp=jax.numpy`` (float64 on: ``jax_enable_x64``) the whole step is one function
-    under ``jax.jit`` (:func:`_jitted`).
+    under ``jax.jit`` (:func:`_jitted`); with `mesh` (a ``jax.sharding.Mesh`` of one axis)
+    it is data-parallel: the batch sharded over the mesh's devices (its size a multiple of
+    theirs), the parameters replicated, the gradient reduced by XLA -- one device's numbers.
 
     While the steps run, the parameters' numbers live in one array
     (:class:`ArrayParameters`, see the module docstring): reading any parameter --
@@ -266,6 +271,23 @@ def compile_batch_step(
             "first: jax.config.update('jax_enable_x64', True)"
         )
     labels = xp.asarray([float(y) for y in ys], dtype=xp.float64, **kw)
+    if mesh is not None:  # the batch split over the devices, row by row
+        if not _is_jax(xp):
+            raise ValueError(
+                "compile_batch_step: mesh= shards the batch with JAX: give xp=jax.numpy"
+            )
+        jax = require("jax", "jax", "compile_batch_step(mesh=...)")
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        (axis,) = mesh.axis_names
+        if len(xs) % mesh.size:
+            raise ValueError(
+                f"compile_batch_step: {len(xs)} samples do not split evenly over the mesh's "
+                f"{mesh.size} devices"
+            )
+        data = jax.device_put(data, NamedSharding(mesh, PartitionSpec(axis, None)))
+        labels = jax.device_put(labels, NamedSharding(mesh, PartitionSpec(axis)))
+        device = NamedSharding(mesh, PartitionSpec())  # the parameters: on every device
 
     def loss_now() -> float:
         """The mean loss of the model as it is now -- after the last step's update --

@@ -195,3 +195,70 @@ def test_a_jitted_step_that_overflows_raises_as_numpys_and_keeps_nothing():
     assert ref[0] in (OverflowError, ValueError)
     assert got[:2] == ref[:2]
     assert got[2] == pytest.approx(ref[2], rel=1e-12)
+
+
+_SHARDED = """
+import json, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+import numpy as np
+from jax.sharding import Mesh
+from nn import MLP, losses
+from nn.compiled import compile_batch_step
+from nn.data import digits
+from nn.optim import Adam
+
+xs, ys = digits("train")
+out = {"devices": len(jax.devices())}
+for n in (None, 1, 2, 4):
+    model = MLP(64, [32, 10], seed=0)
+    mesh = None if n is None else Mesh(np.array(jax.devices()[:n]), ("batch",))
+    step = compile_batch_step(
+        model, lambda x, y: losses.cross_entropy([model(x)], [y]), xs[:200], ys[:200],
+        Adam(model.parameters(), lr=0.01), xp=jax.numpy, mesh=mesh,
+    )
+    got = [step() for _ in range(20)]
+    out[str(n)] = {"losses": got, "weights": [p.data for p in model.parameters()]}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_the_jitted_step_sharded_over_2_and_4_devices_gives_one_devices_numbers():
+    """Data parallel on JAX's engine: the batch sharded over a mesh of 2 or 4 (host CPU)
+    devices, the parameters replicated, the gradient reduced by XLA -- one device's
+    numbers to 1e-12 (the reductions are split differently: rounding, 20 steps)."""
+    import json
+    import subprocess
+    import sys
+
+    jax_numpy()  # (skips without JAX)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    run = subprocess.run(
+        [sys.executable, "-c", _SHARDED], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["devices"] == 4
+    one = out["1"]
+    assert out["None"]["losses"] == pytest.approx(one["losses"], rel=1e-12)
+    for n in ("2", "4"):
+        assert out[n]["losses"] == pytest.approx(one["losses"], rel=1e-12), n
+        assert out[n]["weights"] == pytest.approx(one["weights"], rel=1e-12, abs=1e-14), n
+    assert one["losses"][-1] < one["losses"][0]
+
+
+def test_a_mesh_needs_jax_and_a_batch_that_splits_evenly():
+    jnp = jax_numpy()
+    import jax
+    from jax.sharding import Mesh
+
+    xs, ys = digits("train")
+    model = MLP(64, [4, 10], seed=0)
+    loss = lambda x, y: losses.cross_entropy([model(x)], [y])  # noqa: E731
+    mesh = Mesh(np.array(jax.devices()[:1]), ("batch",))
+    with pytest.raises(ValueError, match="mesh= shards the batch with JAX"):
+        compile_batch_step(model, loss, xs[:4], ys[:4], Adam(model.parameters()), mesh=mesh)
+    assert compile_batch_step(
+        model, loss, xs[:3], ys[:3], Adam(model.parameters()), xp=jnp, mesh=mesh
+    )()

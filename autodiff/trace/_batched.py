@@ -360,13 +360,13 @@ class BatchedTraced:
             )
         return mean, grads + 0.0  # a zero gradient is +0.0, as backward's
 
-    def mean_function(self, shared: Any, columns: Sequence[Any]) -> Callable[[Any], Any]:
+    def mean_function(self, shared: Any, columns: Sequence[Any]) -> Callable[..., Any]:
         """The code of :meth:`mean_value_and_grad_arrays` for arrays shaped as `shared` and
-        `columns`, as a pure function ``f(shared) -> (mean, gradient)`` of the shared inputs
-        with the columns bound: no checks, no replay of errors, nothing but array
-        operations -- for ``jax.jit`` to compile whole. Its caller checks that the results
-        are finite and, where they are not, takes :meth:`mean_value_and_grad_arrays`, which
-        raises the engine's errors."""
+        `columns`, as a pure function ``f(shared, columns) -> (mean, gradient)``: no checks,
+        no replay of errors, nothing but array operations -- for ``jax.jit`` to compile
+        whole (and, given arrays sharded over devices, to run on all of them). Its caller
+        checks that the results are finite and, where they are not, takes
+        :meth:`mean_value_and_grad_arrays`, which raises the engine's errors."""
         xp = namespace([shared, *columns], self._xp)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
         n_shared = self.n_inputs - sum(widths)
@@ -374,8 +374,8 @@ class BatchedTraced:
         prog = self._mean(xp, mask, per_sample_grads=False, widths=widths)
         size, device = int(columns[0].shape[0]), getattr(shared, "device", None)
 
-        def f(values: Any) -> Any:
-            value, grads, _ = prog.run_arrays(values, columns, size, device)
+        def f(values: Any, cols: Sequence[Any]) -> Any:
+            value, grads, _ = prog.run_arrays(values, cols, size, device)
             mean = xp.mean(value) if hasattr(value, "shape") else value
             return mean, (xp.zeros_like(values) if grads is None else grads) + 0.0
 
