@@ -40,9 +40,13 @@ from __future__ import annotations
 
 import os
 
-# one thread each: numpy's BLAS and PyTorch alike (set before either is imported)
+# one thread each: numpy's BLAS and PyTorch alike (set before either is imported), and
+# JAX's XLA on the CPU (before it is imported)
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
 
 import argparse
 import gc
@@ -371,6 +375,36 @@ def wide_steps(
     return ours, adam_step(sizes, W, b, X, Y, classes, 1e-3)
 
 
+def jax_steps(
+    nin: int, sizes: list[int], classes: int | None
+) -> tuple[tuple[Callable[[], float], float], tuple[Callable[[], float], float]] | None:
+    """(this project's step under jax.jit, its first step's time), and the same for a
+    hand-written jax.jit step, from the same weights and data; None without JAX. Their
+    first losses are checked equal (1e-12) before anything is timed."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    from jax_reference import adam_step as jax_adam_step
+
+    jax.config.update("jax_enable_x64", True)
+    model, xs, ys, loss, opt = wide_setup(nin, sizes, classes)
+    W = [
+        [[nr.w[i].data for nr in layer.neurons] for i in range(layer.nin)] for layer in model.layers
+    ]
+    b = [[nr.b.data for nr in layer.neurons] for layer in model.layers]
+    t = time.perf_counter()
+    ours = compile_batch_step(model, loss, xs, ys, opt, xp=jax.numpy)
+    first = ours()
+    ours_cold = time.perf_counter() - t
+    t = time.perf_counter()
+    theirs = jax_adam_step(W, b, xs, ys, classes, 1e-3)
+    their_first = theirs()
+    theirs_cold = time.perf_counter() - t
+    assert abs(first - their_first) <= 1e-12 * abs(first), "under jax.jit: a different loss"
+    return (ours, ours_cold), (theirs, theirs_cold)
+
+
 def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[], float]:
     """Trace + compile + the first step of a wide workload (the model and data made before)."""
     model, xs, ys, loss, opt = wide_setup(nin, sizes, classes)
@@ -686,6 +720,31 @@ def main(argv: list[str] | None = None) -> int:
                 ("  its trace + compile + first step", f"{c_med * 1e3:.0f}", "—", "—", "ms")
             )
             print(rows[-1])
+
+    # the same wide networks under jax.jit: this project's jitted step against a
+    # hand-written jax.jit(value_and_grad + Adam), from the same weights (JAX installed)
+    for name, nin, sizes, classes in WIDE:
+        pair = jax_steps(nin, sizes, classes)
+        if pair is None:
+            rows.append((f"{name}, under jax.jit (JAX not installed)", "—", "—", "—", "ms"))
+            print(rows[-1])
+            break
+        (ours_j, ours_cold), (theirs_j, theirs_cold) = pair
+        k = 10
+        res = side_by_side({"a": in_blocks(ours_j, k), "t": in_blocks(theirs_j, k)}, rounds)
+        label = f"{name}, batch 1e3, Adam, jax.jit: ours vs hand-written (CPU, float64"
+        rows.append(torch_row(f"{label}, 1 thread, blocks of {k})", res, k))
+        print(rows[-1])
+        rows.append(
+            (
+                "  its first step, JAX's compile included (cold): ours vs hand-written",
+                f"{ours_cold * 1e3:.0f}",
+                f"{theirs_cold * 1e3:.0f}",
+                ratio(theirs_cold, ours_cold),
+                "ms",
+            )
+        )
+        print(rows[-1])
 
     # the digits main job, whole (a new process: imports, data, trace, 200 steps, pictures)
     res = side_by_side({"d": digits_run()}, 3)

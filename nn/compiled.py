@@ -172,6 +172,7 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
     mean_and_grad = None
 
     def fused(values: Any, state: Any, scalars: Any, batch: Any) -> Any:
+        first.traces += 1  # type: ignore[attr-defined]  # (when JAX traces it: once)
         loss, grads = mean_and_grad(values, batch)  # type: ignore[misc]
         new_values, new_state = opt.apply(xp, values, grads, state, scalars)
         finite = xp.isfinite(loss) & xp.all(xp.isfinite(grads)) & xp.all(xp.isfinite(new_values))
@@ -181,13 +182,17 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
         nonlocal mean_and_grad
         if mean_and_grad is None:
             # once, untraced: the checks a trace cannot make (labels that are class
-            # indices, the engine's errors) run on this batch before it is jitted
-            traced.mean_value_and_grad_arrays(values, [data, labels])
+            # indices, the engine's errors) run on this batch before it is jitted -- on
+            # numpy's copies (the same numbers; JAX op by op would cost seconds)
+            np = require("numpy", "arrays", "compile_batch_step")
+            host = [np.asarray(a, dtype=np.float64) for a in (values, data, labels)]
+            traced.mean_value_and_grad_arrays(host[0], host[1:])
             mean_and_grad = traced.mean_function(values, [data, labels])
         return jitted(values, state, scalars, [data, labels])
 
     jitted = jax.jit(fused)
-    first.jitted = jitted  # type: ignore[attr-defined]  # (its compilations can be counted)
+    first.jitted = jitted  # type: ignore[attr-defined]
+    first.traces = 0  # type: ignore[attr-defined]  # how many times JAX traced it
     return first
 
 
@@ -259,7 +264,9 @@ def compile_batch_step(
 
     example = [p.data for p in params] + [*xs[0], ys[0]]
     with gc_paused():
-        traced = trace(loss_of, example, batched=True, xp=xp)
+        # (JAX's namespace is found from its arrays at each call: the one-time checks of a
+        # jitted step run on numpy's copies of them through the same trace)
+        traced = trace(loss_of, example, batched=True, xp=None if _is_jax(xp) else xp)
     if xp is None:
         xp = require("numpy", "arrays", "compile_batch_step")
     kw = {} if device is None else {"device": device}
@@ -288,6 +295,10 @@ def compile_batch_step(
         data = jax.device_put(data, NamedSharding(mesh, PartitionSpec(axis, None)))
         labels = jax.device_put(labels, NamedSharding(mesh, PartitionSpec(axis)))
         device = NamedSharding(mesh, PartitionSpec())  # the parameters: on every device
+    elif _is_jax(xp) and device is None:
+        # the parameters committed to one device from the first step on, as the jitted
+        # step's results are: one compilation, not one for uncommitted arrays and another
+        device = require("jax", "jax", "compile_batch_step").devices()[0]
 
     def loss_now() -> float:
         """The mean loss of the model as it is now -- after the last step's update --

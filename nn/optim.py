@@ -75,7 +75,8 @@ def _array(buffer: Any, like: Any) -> Any:
         return buffer
     xp = _namespace(like)
     device = getattr(like, "device", None)
-    kw = {} if device is None or "numpy" in xp.__name__ else {"device": device}
+    on_host = xp.__name__ in ("numpy", "array_api_compat.numpy")  # (jax.numpy is not)
+    kw = {} if device is None or on_host else {"device": device}
     return xp.asarray(_floats(buffer), dtype=like.dtype, **kw)
 
 

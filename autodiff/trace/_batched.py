@@ -373,6 +373,7 @@ class BatchedTraced:
         mask = (False,) * n_shared + (True,) * sum(widths)
         prog = self._mean(xp, mask, per_sample_grads=False, widths=widths)
         size, device = int(columns[0].shape[0]), getattr(shared, "device", None)
+        prog.prepare(device)
 
         def f(values: Any, cols: Sequence[Any]) -> Any:
             value, grads, _ = prog.run_arrays(values, cols, size, device)

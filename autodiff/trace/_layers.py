@@ -541,6 +541,11 @@ class MeanCode:
             self._index_cache[key] = cached
         return cached  # type: ignore[no-any-return]
 
+    def prepare(self, device: Any) -> None:
+        """Make the index arrays and the compiled function for `device` now: outside any
+        transformation (a function that jax.jit traces must not make them)."""
+        self._function(device)
+
     def run_arrays(
         self, shared: Any, columns: Sequence[Any], size: int, device: Any
     ) -> tuple[Any, Any, dict[int, Any]]:
