@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autodiff.rules import RULES
-from autodiff.trace._program import Grad, Program, helpers, local_kinds
+from autodiff.trace._program import Program, helpers, local_kinds
 
 __all__ = ["GroupedCode"]
 
@@ -121,10 +121,8 @@ class GroupedCode:
         self.eff = eff  # the tape slot of each node computed
         self.eff_op = [_SUM if s in folded else ops[s] for s in eff]
         self.eff_args = [tuple(folded[s][0]) if s in folded else args[s] for s in eff]
-        #: each argument of each node computed, as the program's term (tape node, input k)
-        self.eff_edges = [
-            folded[s][1] if s in folded else [(s, k) for k in range(len(args[s]))] for s in eff
-        ]
+        #: a folded chain's arguments as the program's terms (its + nodes and their input k)
+        self.chain_edges = {i: folded[s][1] for i, s in enumerate(eff) if s in folded}
         self.absorbed = absorbed
         self.depth = tape.depth
 
@@ -235,21 +233,25 @@ class GroupedCode:
                     k += end - start
         self.n_slots = k
         # the edges (child -> parent) along which gradients flow: each gradient's terms as
-        # the program's adjoint statements give them, in backward()'s order
-        edge = {e: i for i, e in enumerate(itertools.chain.from_iterable(self.eff_edges))}
+        # the program gives them, in backward()'s order (a chain's inside has none)
         eff = np.asarray(self.eff, dtype=np.intp)
         child = np.repeat(np.arange(len(eff)), np.diff(self.eptr))  # index into eff
-        flat: list[int] = []
-        grads: list[tuple[int, int]] = []  # (parent, how many terms)
-        for st in self.program.adjoints:
-            if isinstance(st, Grad) and not self.absorbed[st.slot]:  # (a chain's inside: none)
-                terms = [edge[(c, k)] for c, k, _ in st.terms if (c, k) in edge]
-                flat += terms
-                grads.append((st.slot, len(terms)))
-        sel = np.asarray(flat, dtype=np.intp)
+        base = np.full(len(tape.op), -1, dtype=np.intp)  # the edge of (node, input 0)
+        base[eff] = self.eptr[:-1]
+        # a folded chain's terms: the edge of (+ node, input k) at [2·node + k]
+        chained = np.full(2 * len(tape.op), -1, dtype=np.intp)
+        for i, edges in self.chain_edges.items():
+            nodes = np.fromiter(itertools.chain.from_iterable(edges), np.intp, 2 * len(edges))
+            chained[2 * nodes[0::2] + nodes[1::2]] = self.eptr[i] + np.arange(len(edges))
+        parents, count, users, ks = self.program.term_arrays(np)
+        absorbed = np.frombuffer(bytes(self.absorbed), dtype=np.uint8).astype(bool)
+        kept = ~absorbed[parents]
+        keep_term = np.repeat(kept, count)
+        parents, count = parents[kept], count[kept]
+        users, ks = users[keep_term], ks[keep_term]
+        in_chain = chained[2 * users + np.minimum(ks, 1)]  # (+ nodes have inputs 0 and 1)
+        sel = np.where(in_chain >= 0, in_chain, base[users] + ks)
         e_child, e_loc = child[sel], eloc[sel]
-        parents = np.asarray([p for p, _ in grads], dtype=np.intp)
-        count = np.asarray([m for _, m in grads], dtype=np.intp)
         first = np.cumsum(count) - count
         # gradients: G[0] is the root's; parents grouped by depth (deepest first) and #terms
         depth = np.asarray(self.depth, dtype=np.intp)

@@ -24,6 +24,7 @@ floats: the tests hold it to the engine bit for bit, and every printer to it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -419,6 +420,38 @@ class Program:
                         lst.append(t)
             append(new(Local, (c, name, forms)))
         return adjoints
+
+    def term_arrays(self, np: Any) -> tuple[Any, Any, Any, Any]:
+        """Each gradient's terms as numpy arrays, for the printers that work on whole
+        arrays: the slot of each gradient (the Grad statements, in order), how many terms
+        each has, and each term's user slot and input k, flat in the statements' order.
+        From the adjoint statements where they have been made (or edited); else in one
+        vectorized pass over the tape that gives the same order -- gradients in
+        ``backward()``'s order, each one's terms in its users' -- which
+        tests/test_program.py pins to the statements."""
+        if self._adjoints is not None:
+            grads = [st for st in self._adjoints if isinstance(st, Grad)]
+            return (
+                np.fromiter((st.slot for st in grads), np.intp, len(grads)),
+                np.fromiter((len(st.terms) for st in grads), np.intp, len(grads)),
+                np.fromiter((c for st in grads for c, _, _ in st.terms), np.intp),
+                np.fromiter((k for st in grads for _, k, _ in st.terms), np.intp),
+            )
+        tape = self.tape
+        n = len(tape.op)
+        nargs = np.fromiter(map(len, tape.args), np.intp, n)
+        user = np.repeat(np.arange(n), nargs)
+        k = np.arange(len(user)) - np.repeat(np.cumsum(nargs) - nargs, nargs)
+        parent = np.fromiter(itertools.chain.from_iterable(tape.args), np.intp, len(user))
+        needs = np.asarray(tape.needs, dtype=bool)
+        pos = np.zeros(n, dtype=np.intp)  # where backward() reaches each slot
+        pos[np.asarray(tape.order, dtype=np.intp)] = np.arange(len(tape.order))
+        keep = needs[user] & needs[parent]
+        user, k, parent = user[keep], k[keep], parent[keep]
+        order = np.lexsort((k, pos[user], pos[parent]))
+        user, k, parent = user[order], k[order], parent[order]
+        _, first, counts = np.unique(pos[parent], return_index=True, return_counts=True)
+        return parent[first], counts, user, k
 
     def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
         """Execute the program on floats: the value and the gradient, as any printer's
