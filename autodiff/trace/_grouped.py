@@ -131,7 +131,7 @@ class GroupedCode:
     def _forward(self) -> None:
         np, tape = self.np, self.tape
         n_in, n = tape.n_in, len(tape.op)
-        consts = [s for s in range(n_in, n) if not tape.op[s]]
+        consts = self.program.constants
         new = np.full(n, -1, dtype=np.intp)
         new[:n_in] = np.arange(n_in)
         k = n_in

@@ -164,7 +164,7 @@ class MeanCode:
         self.varies, self.wanted = varies, wanted
         # S: the shared inputs (in input order), then the constants
         shared = [i for i in range(n_in) if not mask[i]]
-        consts = [s for s in range(n_in, len(ops)) if not ops[s]]
+        consts = program.constants
         self.spos = {s: k for k, s in enumerate(shared + consts)}
         self.n_shared_inputs = len(shared)
         self.consts = [tape.value[s] for s in consts]

@@ -91,9 +91,8 @@ class LineCode:
     def _forward(self) -> tuple[list[str], list[str], list[Sym]]:
         tape, sym = self.tape, self.sym
         values: list[Sym] = [sym(n) for n in self.names] + [sym("")] * (len(tape.op) - tape.n_in)
-        for s, name in enumerate(tape.op[tape.n_in :], tape.n_in):
-            if not name:  # a constant
-                values[s] = sym.const(tape.value[s])
+        for s in self.program.constants:  # written as literals
+            values[s] = sym.const(tape.value[s])
         lines: list[str] = []
         checked: list[str] = []
         for n_vars, op in enumerate(self.program.ops):

@@ -365,6 +365,15 @@ class Program:
         return self._ops
 
     @property
+    def constants(self) -> list[int]:
+        """The slots of the graph's constants (numbers that are neither inputs nor computed),
+        in slot order: the one layout every printer keeps them in -- written as literals
+        by straight-line code, stored in that order by grouped code (after the inputs) and
+        by the batched mean (after the shared inputs)."""
+        tape = self.tape
+        return [s for s in range(tape.n_in, len(tape.op)) if not tape.op[s]]
+
+    @property
     def adjoints(self) -> list[Grad | Local]:
         """The adjoint statements (Grad and Local), in Value.backward's order."""
         if self._adjoints is None:
