@@ -285,3 +285,21 @@ def test_the_vectorized_terms_are_the_adjoint_statements_terms(g: Graph):
     slow = made.term_arrays(np)
     assert [a.tolist() for a in fast] == [a.tolist() for a in slow]
     assert len(fast[0]) == sum(isinstance(st, Grad) for st in statements)
+
+
+@given(graphs())
+def test_a_gradients_terms_read_without_the_statements_are_the_statements(g: Graph):
+    """Program.terms_of and local_order let the batched mean read a few gradients' terms
+    (with their ±1 shortcuts) without making every statement of a large program: pinned
+    to the statements, term by term, shortcut by shortcut."""
+    try:
+        program = trace(g, g.point, mode="lines").program
+    except (OverflowError, ValueError, ZeroDivisionError):
+        assume(False)
+    fresh = Program(program.tape)  # no statements made
+    statements = program.adjoints
+    assert fresh.local_order == [s.slot for s in statements if isinstance(s, Local)]
+    for stmt in statements:
+        if isinstance(stmt, Grad):
+            assert fresh.terms_of(stmt.slot) == list(stmt.terms), stmt.slot
+    assert fresh._adjoints is None  # and none were made for it

@@ -25,8 +25,6 @@ from typing import Any
 from autodiff.trace._arrays import kernels, mappable, quiet_for
 from autodiff.trace._program import (
     ArraySym,
-    Grad,
-    Local,
     Program,
     Sym,
     compile_function,
@@ -169,9 +167,6 @@ class MeanCode:
         self.n_shared_inputs = len(shared)
         self.consts = [tape.value[s] for s in consts]
         self.plan = find_layers(program, self.spos, varies)
-        #: each slot's adjoint statement: its gradient's terms in backward()'s order, with
-        #: the ±1 shortcuts the program decided (read where needed, not copied)
-        self.grad_of = {st.slot: st for st in program.adjoints if isinstance(st, Grad)}
         helpers, self._fk, self._lk = kernels(xp)
         self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
         self._index_lists: dict[str, list[Any]] = {}
@@ -308,17 +303,14 @@ class MeanCode:
         lines: list[str] = []
         root = self.tape.root
         self._contribute(root, "_seed", self.varies[root])
-        last = {}  # group -> the slot whose derivatives come last in backward's order
-        for st in self.program.adjoints:
-            if isinstance(st, Local) and st.slot in self.plan.member:
-                last[self.plan.member[st.slot][0]] = st.slot
-        for st in self.program.adjoints:
-            if not isinstance(st, Local):
-                continue  # a gradient's terms arrive in its users' order: summed when used
-            where = self.plan.member.get(st.slot)
+        order = self.program.local_order  # (a gradient's terms arrive in its users' order)
+        member = self.plan.member
+        last = {member[c][0]: c for c in order if c in member}  # a group's last node
+        for c in order:
+            where = member.get(c)
             if where is None:
-                self._backward_line(st.slot, lines)
-            elif last[where[0]] == st.slot:
+                self._backward_line(c, lines)
+            elif last[where[0]] == c:
                 self._backward_group(where[0], lines)
         return lines
 
@@ -356,8 +348,7 @@ class MeanCode:
         (a term that stands for several edges -- a layer's ``gA`` column -- at its first)."""
         if len(terms) < 2:
             return [c for _, c in terms]
-        st = self.grad_of.get(s)
-        rank = {(c, k): i for i, (c, k, _) in enumerate(st.terms)} if st else {}
+        rank = {(c, k): i for i, (c, k, _) in enumerate(self.program.terms_of(s))}
         last = len(rank)
         return [
             c
@@ -399,8 +390,7 @@ class MeanCode:
 
     def _unit(self, s: int, k: int, parent: int) -> float | None:
         """The program's ±1 shortcut for the term of input k of slot s (None: none)."""
-        st = self.grad_of.get(parent)
-        return next((u for c, j, u in st.terms if (c, j) == (s, k)), None) if st else None
+        return next((u for c, j, u in self.program.terms_of(parent) if (c, j) == (s, k)), None)
 
     def _backward_group(self, g: int, lines: list[str]) -> None:
         grp, name = self.plan.groups[g], self._gname(g)

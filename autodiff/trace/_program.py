@@ -346,6 +346,8 @@ class Program:
         self.tape = tape
         self._ops: list[Op] | None = None
         self._adjoints: list[Grad | Local] | None = None
+        self._grad_of: dict[int, Grad] | None = None  # slot -> its Grad statement
+        self._terms: Any = None  # term_arrays, indexed by slot (when no statements are made)
 
     @property
     def ops(self) -> list[Op]:
@@ -461,6 +463,51 @@ class Program:
         user, k, parent = user[order], k[order], parent[order]
         _, first, counts = np.unique(pos[parent], return_index=True, return_counts=True)
         return parent[first], counts, user, k
+
+    @property
+    def local_order(self) -> list[int]:
+        """The slots whose local derivatives the adjoint statements take, in their order
+        (backward()'s), without making the statements when they are not made."""
+        if self._adjoints is not None:
+            return [st.slot for st in self._adjoints if isinstance(st, Local)]
+        tape = self.tape
+        return [c for c in tape.order if tape.needs[c] and tape.op[c]]
+
+    def terms_of(self, slot: int) -> list[tuple[int, int, float | None]]:
+        """The terms of `slot`'s gradient as its Grad statement has them -- (user, input k,
+        ±1 shortcut), in order -- read off the statements where they are made (or edited),
+        else from :meth:`term_arrays` and the same shortcut rule (pinned by
+        tests/test_program.py): a printer that needs a few gradients' terms does not make
+        every statement of a large program."""
+        if self._adjoints is not None:
+            if self._grad_of is None:
+                self._grad_of = {st.slot: st for st in self._adjoints if isinstance(st, Grad)}
+            st = self._grad_of.get(slot)
+            return list(st.terms) if st is not None else []
+        if self._terms is None:
+            import numpy as np
+
+            parents, counts, users, ks = self.term_arrays(np)
+            first = (np.cumsum(counts) - counts).tolist()
+            self._terms = (
+                dict(zip(parents.tolist(), zip(first, counts.tolist()))),
+                users.tolist(),
+                ks.tolist(),
+            )
+        index, users, ks = self._terms
+        a, m = index.get(slot, (0, 0))
+        return [(users[i], ks[i], self._unit(users[i], ks[i])) for i in range(a, a + m)]
+
+    def _unit(self, c: int, k: int) -> float | None:
+        """1.0 or −1.0 when input k's local derivative in slot c is exactly that (a constant,
+        or an input of c that is such a constant), else None: _make_adjoints' rule."""
+        tape = self.tape
+        u = _unit_kinds(tape.op[c], len(tape.args[c]))[0][k]
+        if type(u) is int:
+            s = tape.args[c][u]
+            x = tape.value[s]
+            return x if s >= tape.n_in and not tape.op[s] and x in (1.0, -1.0) else None
+        return u
 
     def run(self, xs: Sequence[float]) -> tuple[float, list[float]]:
         """Execute the program on floats: the value and the gradient, as any printer's
