@@ -264,3 +264,27 @@ def test_a_mesh_needs_jax_and_a_batch_that_splits_evenly():
     assert compile_batch_step(
         model, loss, xs[:3], ys[:3], Adam(model.parameters()), xp=jnp, mesh=mesh
     )()
+
+
+def test_the_jitted_step_from_two_threads_takes_whole_steps():
+    """Two threads stepping one jitted step share the one array under its lease: 2 × 5
+    steps in any interleaving are 10 whole steps -- the numbers of 10 in a row."""
+    from threads import run_together
+
+    jnp = jax_numpy()
+
+    def make():
+        xs, ys = digits("train")
+        model = MLP(64, [8, 10], seed=2)
+        opt = Adam(model.parameters(), lr=0.01)
+        loss = lambda x, y: losses.cross_entropy([model(x)], [y])  # noqa: E731
+        return model, compile_batch_step(model, loss, xs[:100], ys[:100], opt, xp=jnp)
+
+    model, step = make()
+    step()  # compiled before the threads start
+    assert run_together([lambda: [step() for _ in range(5)]] * 2, switch_interval=1e-6) == []
+    alone, step_alone = make()
+    for _ in range(11):
+        step_alone()
+    got = [p.data for p in model.parameters()]
+    assert got == pytest.approx([p.data for p in alone.parameters()], rel=1e-12, abs=1e-14)

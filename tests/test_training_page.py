@@ -271,3 +271,18 @@ def test_an_infinite_parameter_is_kept_as_such_in_strict_json():
         raise AssertionError(f"{name} is not JSON")
 
     assert json.loads(text, parse_constant=refuse)["snapshots"][0]["biases"] == [["-inf"], [0.0]]
+
+
+def test_recording_changes_nothing_it_draws():
+    """The recorder only reads: every parameter's .data and .grad (bits) are as they were,
+    a NaN among them included, and the page of an odd label is still whole."""
+    model = MLP(2, [3, 1], seed=0)
+    params = model.parameters()
+    for k, p in enumerate(params):
+        p.grad = [0.0, -0.0, math.nan, math.inf, 1e-300, 2.5][k % 6]
+    params[1].data = -0.0
+    before = [struct.pack("<dd", p.data, p.grad) for p in params]
+    r = TrainingRecorder(model, [[0.0, 1.0], [1.0, 0.0]], [0, 1], resolution=4)
+    r.record(0)
+    r.page(title="x\u202e\n<&>")
+    assert [struct.pack("<dd", p.data, p.grad) for p in params] == before
