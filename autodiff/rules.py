@@ -346,33 +346,54 @@ def _relu_array(xp: Any, x: Any) -> Any:
     return out
 
 
-def _logsumexp_array(xp: Any, *zs: Any) -> Any:
-    # shifted by the largest z, as _logsumexp_float (NaN and ±inf alike)
-    cols = [_arr(xp, z) for z in zs]
-    m = cols[0]
-    for z in cols[1:]:
-        m = xp.maximum(m, z)
+def _scores(xp: Any, zs: tuple[Any, ...]) -> tuple[Any, bool]:
+    """The scores as one (batch × classes) matrix, and whether they came as one: a rule
+    over a row of scores (``Rule.rows``) is given either the matrix itself, by batched
+    code that holds it, or one column per class."""
+    if len(zs) == 1 and getattr(zs[0], "ndim", 0) == 2:
+        return zs[0], True
+    cols = xp.broadcast_arrays(*[_arr(xp, z) for z in zs])
+    return xp.stack(cols, axis=-1), False
+
+
+def _by_class(rows: Any, whole: bool) -> tuple[Any, ...]:
+    """A row's derivatives as the caller gave the scores: one matrix, or one per class."""
+    return (rows,) if whole else tuple(rows[..., k] for k in range(rows.shape[-1]))
+
+
+def _lse_rows(xp: Any, z: Any) -> Any:
+    # log Σ e^z along each row, shifted by its largest z (as _logsumexp_float, NaN and ±inf
+    # alike)
+    m = xp.max(z, axis=-1)
     finite = xp.isfinite(m)
     shift = xp.where(finite, m, 0.0)
-    total = xp.exp(cols[0] - shift)
-    for z in cols[1:]:
-        total = total + xp.exp(z - shift)
+    total = xp.sum(xp.exp(z - shift[..., None]), axis=-1)
     return xp.where(finite, shift + xp.log(total), m)
 
 
-def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
-    y = _arr(xp, y)
-    ok = (y == xp.floor(y)) & (y >= 0.0) & (y < len(zs))  # false for nan
+def _logsumexp_array(xp: Any, *zs: Any) -> Any:
+    return _lse_rows(xp, _scores(xp, zs)[0])
+
+
+def _labels(xp: Any, name: str, y: Any, z: Any) -> Any:
+    """The one-hot rows of the class indices y, shaped as the scores z (batch × n);
+    ValueError naming `name` for a label that is not a class index."""
+    y, n = _arr(xp, y), z.shape[-1]
+    ok = (y == xp.floor(y)) & (y >= 0.0) & (y < n)  # false for nan
     try:
         valid = bool(xp.all(ok))
     except TypeError:  # traced by jax.jit: no number to check, and the compiled step that
         valid = True  # jits it has run this same code on its labels, untraced, first
     if not valid:
-        raise ValueError(f"pick: a label is not a class index (an integer from 0 to {len(zs) - 1})")
-    out = _arr(xp, zs[0]) + xp.zeros_like(y)
-    for k, z in enumerate(zs[1:], start=1):
-        out = xp.where(y == float(k), _arr(xp, z), out)
-    return out
+        raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
+    # (each row's class numbers made from z: on its device, whatever the library)
+    return y[..., None] == xp.cumulative_sum(xp.ones_like(z), axis=-1) - 1.0
+
+
+def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
+    z, _ = _scores(xp, zs)
+    # the label's score: the others are added as 0.0, which changes no number
+    return xp.sum(xp.where(_labels(xp, "pick", y, z), z, 0.0), axis=-1)
 
 
 # ----------------------------------------------------------------------------
@@ -452,7 +473,11 @@ class Rule:
     ``array_local(xp, *inputs, out)``, optional, is ``local`` on arrays for a rule whose
     array form differs in substance (the table says where and why: ``pow``, and the
     rules over a row of scores); a ``local`` that computes with plain floats and has
-    none is mapped over numpy arrays element by element. ``method`` names
+    none is mapped over numpy arrays element by element. ``rows``, for a rule over a
+    sample's row of scores (logsumexp, pick, nll), is the first input of that row: batched
+    code that holds the row as one (batch × classes) matrix gives ``array`` and
+    ``array_local`` that matrix as one input, and takes the row's derivatives back as one
+    matrix -- one call for all classes, not one column each. ``method`` names
     the :class:`~autodiff.engine.Value` method that applies the operation
     (``"exp"``, or an operator: ``"__sub__"`` also gives ``__rsub__``), with ``doc``
     as its docstring; user operations usually have none and are called as functions.
@@ -465,6 +490,7 @@ class Rule:
     array: Callable[..., Any] | None = None
     exact: bool = False
     array_local: Callable[..., tuple[Any, ...]] | None = None
+    rows: int | None = None
     method: str = ""
     doc: str = ""
 
@@ -485,6 +511,16 @@ class Rule:
                 raise TypeError(
                     f"{where}: {part} must be callable or None, got {getattr(self, part)!r}"
                 )
+        if self.rows is not None and (
+            type(self.rows) is not int
+            or self.rows < 0
+            or self.array is None
+            or self.array_local is None
+        ):
+            raise ValueError(
+                f"{where}: rows must be None or the index of an input, with array and "
+                f"array_local given (they take the row as one matrix), got {self.rows!r}"
+            )
         if not isinstance(self.method, str) or (self.method and not self.method.isidentifier()):
             raise ValueError(
                 f"{where}: method must be a Python identifier or '', got {self.method!r}"
@@ -633,57 +669,40 @@ def _pow_array_local(xp: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
 
 def _logsumexp_array_local(xp: Any, *args: Any) -> tuple[Any, ...]:
     # the softmax, shifted by the largest z (as _logsumexp_local)
-    cols, out = [_arr(xp, z) for z in args[:-1]], _arr(xp, args[-1])
-    m = cols[0]
-    for z in cols[1:]:
-        m = xp.maximum(m, z)
-    finite = xp.isfinite(m)
-    shift = xp.where(finite, m, 0.0)
-    e = [xp.exp(z - shift) for z in cols]
-    total = e[0]
-    for ei in e[1:]:
-        total = total + ei
-    return tuple(xp.where(finite, ei / total, xp.exp(z - out)) for ei, z in zip(e, cols))
+    z, whole = _scores(xp, args[:-1])
+    out = _arr(xp, args[-1])
+    m = xp.max(z, axis=-1)
+    finite = xp.isfinite(m)[..., None]
+    e = xp.exp(z - xp.where(finite, m[..., None], 0.0))
+    soft = e / xp.sum(e, axis=-1)[..., None]
+    return _by_class(xp.where(finite, soft, xp.exp(z - out[..., None])), whole)
 
 
 def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
-    y = _arr(xp, y)
-    ones = [xp.astype(y == float(k), xp.float64) for k in range(len(rest) - 1)]
-    return (xp.zeros_like(y), *ones)
+    z, whole = _scores(xp, rest[:-1])
+    one_hot = xp.astype(_labels(xp, "pick", y, z), xp.float64)
+    return (xp.zeros_like(_arr(xp, y)), *_by_class(one_hot + xp.zeros_like(z), whole))
 
 
 def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
-    # as _nll_float, elementwise: the label's score picked, the shifted log-sum-exp, and
-    # NaN where a score is +inf
-    zy = _pick_array(xp, y, *zs)
-    y = _arr(xp, y)
-    cols = [_arr(xp, z) for z in zs]
-    out = _logsumexp_array(xp, *[xp.where(y == float(k), 0.0, z - zy) for k, z in enumerate(cols)])
-    for z in cols:
-        out = xp.where(z == _INF, _NAN, out)
-    return out
+    # as _nll_float, row by row: the label's score subtracted (its own term 0.0 exactly),
+    # the shifted log-sum-exp, and NaN where a score is +inf
+    z, _ = _scores(xp, zs)
+    label = _labels(xp, "nll", y, z)
+    zy = xp.sum(xp.where(label, z, 0.0), axis=-1)
+    out = _lse_rows(xp, xp.where(label, 0.0, z - zy[..., None]))
+    return xp.where(xp.any(z == _INF, axis=-1), _NAN, out)
 
 
 def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
-    # as _nll_local, elementwise: softmax − one-hot, shifted by the largest finite score
-    y = _arr(xp, y)
-    cols = [_arr(xp, z) for z in rest[:-1]]
-    m = xp.where(xp.isfinite(cols[0]), cols[0], -_INF)
-    bad = xp.isnan(cols[0]) | (cols[0] == _INF)
-    for z in cols[1:]:
-        m = xp.maximum(m, xp.where(xp.isfinite(z), z, -_INF))
-        bad = bad | xp.isnan(z) | (z == _INF)
-    bad = bad | ~xp.isfinite(m)
-    shift = xp.where(bad, 0.0, m)
-    e = [xp.exp(z - shift) for z in cols]
-    total = e[0]
-    for ei in e[1:]:
-        total = total + ei
-    grads = [
-        xp.where(bad, _NAN, ei / total - xp.astype(y == float(k), xp.float64))
-        for k, ei in enumerate(e)
-    ]
-    return (xp.zeros_like(y), *grads)
+    # as _nll_local, row by row: softmax − one-hot, shifted by the largest finite score
+    z, whole = _scores(xp, rest[:-1])
+    m = xp.max(xp.where(xp.isfinite(z), z, -_INF), axis=-1)
+    bad = xp.any(xp.isnan(z) | (z == _INF), axis=-1) | ~xp.isfinite(m)
+    e = xp.exp(z - xp.where(bad, 0.0, m)[..., None])
+    one_hot = xp.astype(_labels(xp, "nll", y, z), xp.float64)
+    rows = xp.where(bad[..., None], _NAN, e / xp.sum(e, axis=-1)[..., None] - one_hot)
+    return (xp.zeros_like(_arr(xp, y)), *_by_class(rows, whole))
 
 
 #: name -> Rule. The op name stored on a node is the key here.
@@ -734,14 +753,14 @@ RULES: dict[str, Rule] = {
         Rule("dot", "Σ", _dot_float, _dot_local),
         # log Σ e^zᵢ, stable for every finite z: with pick, a softmax cross-entropy
         Rule("logsumexp", "logΣexp", _logsumexp_float, _logsumexp_local,
-             array=_logsumexp_array, array_local=_logsumexp_array_local),
+             array=_logsumexp_array, array_local=_logsumexp_array_local, rows=0),
         # zs[y], the score of the class y: a label that may itself be traced
         Rule("pick", "pick", _pick_float, _pick_local,
-             array=_pick_array, array_local=_pick_array_local),
+             array=_pick_array, array_local=_pick_array_local, rows=1),
         # −log softmax(z)[y], one sample's cross-entropy: exact for finite z, PyTorch's
         # limits for infinite ones (a −inf at the label's class: +inf, softmax − one-hot)
         Rule("nll", "−log softmax", _nll_float, _nll_local,
-             array=_nll_array, array_local=_nll_array_local),
+             array=_nll_array, array_local=_nll_array_local, rows=1),
     )
 }
 # fmt: on

@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 
+# the array types seen -> their namespace (array_api_compat's answer depends on the type)
+_BY_TYPE: dict[frozenset[type], Any] = {}
+
+
 def namespace(arrays: Sequence[Any], xp: Any) -> Any:
     """The array namespace of `arrays` (numpy for lists), or `xp` when given."""
     compat = require("array_api_compat", "arrays", "trace(..., batched=True)")
@@ -44,7 +48,13 @@ def namespace(arrays: Sequence[Any], xp: Any) -> Any:
         return xp
     objs = [a for a in arrays if not isinstance(a, (list, tuple))]
     if objs:
-        return compat.array_namespace(*objs)
+        kinds = frozenset(map(type, objs))
+        found = _BY_TYPE.get(kinds)  # a step asks every time: found once per kind of array
+        if found is None:
+            found = compat.array_namespace(*objs)
+            if len(_BY_TYPE) < 64:
+                _BY_TYPE[kinds] = found
+        return found
     np = require("numpy", "arrays", "trace(..., batched=True)")
     return compat.array_namespace(np.asarray([0.0]))
 
@@ -109,6 +119,12 @@ def mappable(name: str) -> bool:
     operation of one input with a forward on arrays (its Rule says so)."""
     rule = RULES[name]
     return rule.arity == 1 and rule.array is not None
+
+
+def row_start(name: str) -> int | None:
+    """The input from which the operation's inputs are one row of scores, which batched
+    code may give its array kernels as one matrix (its Rule's ``rows``); None if not."""
+    return RULES[name].rows
 
 
 @contextlib.contextmanager

@@ -170,6 +170,17 @@ class BatchedTraced:
             self._programs[key] = prog
         return prog  # type: ignore[no-any-return]
 
+    def _step_code(self, xp: Any, n_shared: int, widths: tuple[int, ...]) -> MeanCode:
+        """The mean code of a training step (the first `n_shared` inputs shared, the rest in
+        blocks of `widths`, no gradient for them), found by a key of a few numbers: a mask
+        of one flag per weight would cost a step more to hash than its bias additions."""
+        key = ("step", xp.__name__, n_shared, widths)
+        prog = self._programs.get(key)
+        if prog is None:
+            mask = (False,) * n_shared + (True,) * sum(widths)
+            prog = self._programs[key] = self._mean(xp, mask, False, widths)
+        return prog  # type: ignore[no-any-return]
+
     def mean_source(self, xs: Sequence[Any], *, per_sample_grads: bool = True) -> str:
         """The grouped code for the inputs `xs` (which are shared, which per sample): that of
         :meth:`mean_value_and_grad`, or with ``per_sample_grads=False`` that of
@@ -334,9 +345,7 @@ class BatchedTraced:
             if a.dtype != xp.float64:
                 raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
         device = getattr(shared, "device", None)
-        mask = (False,) * n_shared + (True,) * sum(widths)
-        # only the shared gradients, the data as given
-        prog = self._mean(xp, mask, per_sample_grads=False, widths=widths)
+        prog = self._step_code(xp, n_shared, widths)  # only the shared gradients, the data as given
 
         def args() -> list[Any]:  # for the error path only: one float per shared input,
             cols: list[Any] = []  # one 1-D array per per-sample input
@@ -369,9 +378,7 @@ class BatchedTraced:
         :meth:`mean_value_and_grad_arrays`, which raises the engine's errors."""
         xp = namespace([shared, *columns], self._xp)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
-        n_shared = self.n_inputs - sum(widths)
-        mask = (False,) * n_shared + (True,) * sum(widths)
-        prog = self._mean(xp, mask, per_sample_grads=False, widths=widths)
+        prog = self._step_code(xp, self.n_inputs - sum(widths), widths)
         size, device = int(columns[0].shape[0]), getattr(shared, "device", None)
         prog.prepare(device)
 

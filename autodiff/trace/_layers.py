@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autodiff.trace._arrays import kernels, mappable, quiet_for
+from autodiff.trace._arrays import kernels, mappable, quiet_for, row_start
 from autodiff.trace._program import (
     ArraySym,
     Program,
@@ -167,11 +167,18 @@ class MeanCode:
         self.n_shared_inputs = len(shared)
         self.consts = [tape.value[s] for s in consts]
         self.plan = find_layers(program, self.spos, varies)
+        #: group -> where its weights lie in P (see :meth:`_layout`)
+        self.layouts = {
+            g: self._layout(grp) for g, grp in enumerate(self.plan.groups) if isinstance(grp, Layer)
+        }
         helpers, self._fk, self._lk = kernels(xp)
         self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
         self._index_lists: dict[str, list[Any]] = {}
         self._shared_dot_index: dict[int, tuple[str, str]] = {}
         self._map_args: dict[Map, str] = {}  # a map's input, as the forward pass wrote it
+        # a line over a row of scores that a group holds whole -> (the row's first input,
+        # the group): the kernels are given the group's matrix (Rule.rows)
+        self._rows: dict[int, tuple[int, int]] = {}
         # the backward pass's bookkeeping, filled as it is printed
         # line slot -> its gradient's terms, each with the program's edges it stands for
         self._acc: dict[int, list[tuple[tuple[tuple[int, int], ...], str]]] = {}
@@ -187,6 +194,41 @@ class MeanCode:
         self._index_cache: dict[Any, Any] = {}
         self._fns: dict[str, Any] = {}
         self._function(None)
+
+    # -- where the weights are ------------------------------------------------------------
+
+    def _layout(self, grp: Layer) -> tuple[str, int]:
+        """How a layer's weights and biases lie among the shared inputs P:
+
+        * ``("neurons", base)``: neuron by neuron from `base` -- neuron j's n weights, then
+          its bias (an MLP's parameters): one (m × n+1) block, read as a view, its
+          gradient written as one block;
+        * ``("inputs", base)``: the weights input by input (an n × m matrix from `base`)
+          and the biases consecutive: views too;
+        * ``("gather", 0)``: anything else (tied or scattered weights, constants): gathered
+          with ``take`` each step.
+        """
+        n, m = len(grp.inputs), len(grp.cols)
+        limit = self.n_shared_inputs  # views of P only: constants live in _K
+        base = grp.b[0] - n
+        row = n + 1
+        starts = [base + j * row for j in range(m)]  # neuron j's first weight
+        if (
+            base >= 0
+            and base + m * row <= limit
+            and grp.b == tuple(s + n for s in starts)
+            and all(grp.w[j] == tuple(range(s, s + n)) for j, s in enumerate(starts))
+        ):
+            return ("neurons", base)
+        w0 = grp.w[0][0]
+        if (
+            w0 + n * m <= limit
+            and all(grp.w[j] == tuple(range(w0 + j, w0 + n * m, m)) for j in range(m))
+            and grp.b == tuple(range(grp.b[0], grp.b[0] + m))
+            and grp.b[0] + m <= limit
+        ):
+            return ("inputs", w0)
+        return ("gather", 0)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -211,6 +253,16 @@ class MeanCode:
         name = f"_i{len(self._index_lists)}"
         self._index_lists[name] = values
         return name
+
+    def _take(self, places: list[int]) -> str:
+        """Code gathering the shared numbers at `places` of S: from P (the shared inputs)
+        or _K (the constants) where they all lie in one, else from S, both end to end."""
+        n = self.n_shared_inputs
+        if max(places) < n:
+            return f"_xp.take(P, {self._index(places)}, axis=0)"
+        if min(places) >= n:
+            return f"_xp.take(_K, {self._index([p - n for p in places])}, axis=0)"
+        return f"_xp.take(S, {self._index(places)}, axis=0)"
 
     def _tmp(self) -> str:
         self._n_tmp += 1
@@ -264,11 +316,29 @@ class MeanCode:
                 f"    {name} = {self._apply(grp.op, [ArraySym(arg)])}  # {len(grp.cols)} × {grp.op}"
             ]
         n, m = len(grp.inputs), len(grp.cols)
-        w = self._index([grp.w[j][i] for i in range(n) for j in range(m)])
+        kind, base = self.layouts[g]
+        lines = [f"    a{g} = {self._matrix_of(grp.inputs)}"]
+        if kind == "neurons":  # views of P: W's transpose and the biases, one block
+            lines += [
+                f"    B{g} = _xp.reshape(P[{base}:{base + m * (n + 1)}], ({m}, {n + 1}))"
+                f"  # {m} neurons: {n} weights, then the bias",
+                f"    W{g} = _xp.matrix_transpose(B{g}[:, :{n}])",
+                f"    c{g} = B{g}[:, {n}]",
+            ]
+        elif kind == "inputs":
+            b0 = grp.b[0]
+            lines += [
+                f"    W{g} = _xp.reshape(P[{base}:{base + n * m}], ({n}, {m}))  # the weights",
+                f"    c{g} = P[{b0}:{b0 + m}]",
+            ]
+        else:
+            w = self._take([grp.w[j][i] for i in range(n) for j in range(m)])
+            lines += [
+                f"    W{g} = _xp.reshape({w}, ({n}, {m}))  # the weights",
+                f"    c{g} = {self._take(list(grp.b))}",
+            ]
         return [
-            f"    a{g} = {self._matrix_of(grp.inputs)}",
-            f"    W{g} = _xp.reshape(_xp.take(S, {w}, axis=0), ({n}, {m}))  # the weights",
-            f"    c{g} = _xp.take(S, {self._index(list(grp.b))}, axis=0)",
+            *lines,
             f"    {name} = a{g} @ W{g}  # {m} dot node{'s' * (m != 1)} over the same {n} inputs",
             f"    {name} += c{g}",
         ]
@@ -293,6 +363,13 @@ class MeanCode:
             return [f"    v{s} = {args[0].code} + {take}"]
         if name == "dot":
             return dot_lines(f"v{s}", args, ArraySym)
+        start = row_start(name)
+        if start is not None and name in self._fk and name in self._lk:
+            row = a[start:]
+            first = self.plan.member.get(row[0]) if row else None
+            if first is not None and list(row) == list(self.plan.groups[first[0]].cols):
+                self._rows[s] = (start, first[0])  # the row: all of a group, in order
+                args = [*args[:start], ArraySym(self._gname(first[0]))]
         return [f"    v{s} = {self._apply(name, args)}"]
 
     # -- backward ---------------------------------------------------------------------------
@@ -381,9 +458,21 @@ class MeanCode:
                     (f"_xp.take(S, {idx}, axis=0) * {g}", [self.spos[p] for p in ps])
                 )
             return
-        operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
         gs = ArraySym(g)
-        for k, (parent, d) in enumerate(zip(a, self._locals(self.tape.op[s], operands, lines))):
+        if s in self._rows:  # the row's derivatives as one matrix, × the gradient, row by row
+            start, grp = self._rows[s]
+            name = self.tape.op[s]
+            self.namespace[f"_l_{name}"] = self._lk[name]
+            tmp = self._tmp()
+            given = [*(self._value(p).code for p in a[:start]), self._gname(grp), f"v{s}"]
+            lines.append(f"    {tmp} = _l_{name}({', '.join(given)})")
+            self._full.setdefault(grp, []).append(f"{tmp}[{start}] * _xp.reshape({g}, (-1, 1))")
+            operands = [self._value(p) for p in a[:start]]
+            locals_ = [ArraySym(f"{tmp}[{k}]") for k in range(start)]
+        else:
+            operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
+            locals_ = self._locals(self.tape.op[s], operands, lines)
+        for k, (parent, d) in enumerate(zip(a, locals_)):
             unit = self._unit(s, k, parent)
             term = gs if unit == 1.0 else -gs if unit == -1.0 else gs._operand(d) * gs
             self._contribute(parent, term.code, self.varies[s], ((s, k),))
@@ -415,10 +504,11 @@ class MeanCode:
             tmp = self._tmp()
             if d.arithmetic:  # a formula: computed into a fresh array, × the gradient in place
                 lines += [f"    {tmp} = {d.code}", f"    {tmp} *= {gname}"]
-            else:  # a helper's result (relu's: a mask), or an array the forward pass holds --
-                # exp's derivative is its output, whose numbers the function returns: never
-                # multiplied in place -- × the gradient into a new array, in one pass
-                lines.append(f"    {tmp} = {d.code} * {gname}")
+            else:  # a helper's result (relu's: a mask), or an array the forward pass holds
+                # (exp's derivative is its output, which the function returns): the
+                # gradient -- a fresh array, read nowhere else -- is multiplied in place
+                lines.append(f"    {gname} *= {d.code}")
+                tmp = gname
             if self._whole(grp.source, grp.src_cols):
                 self._full.setdefault(grp.source, []).append(tmp)
             else:
@@ -429,14 +519,33 @@ class MeanCode:
                     )
             return
         n, m = len(grp.inputs), len(grp.cols)
-        lines.append(f"    gW{g} = _xp.reshape(_xp.matrix_transpose(a{g}) @ {gname}, (-1,))")
-        self._pieces.append((f"gW{g}", [grp.w[j][i] for i in range(n) for j in range(m)]))
-        self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
+        kind, base = self.layouts[g]
+        if kind == "neurons":  # one block, as the parameters lie: (m × n) weights, biases
+            # (gUᵀ A and (Aᵀ gU)ᵀ are the same numbers; BLAS is faster at the one whose
+            # result is wider than tall)
+            prod = (
+                f"_xp.matrix_transpose({gname}) @ a{g}"
+                if m < n
+                else f"_xp.matrix_transpose(_xp.matrix_transpose(a{g}) @ {gname})"
+            )
+            bias = f"_xp.reshape(_xp.sum({gname}, axis=0), ({m}, 1))"
+            lines.append(f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))")
+            self._pieces.append((f"gW{g}", list(range(base, base + m * (n + 1)))))
+        else:  # (no gradient for weights or biases that are all constants: nobody reads it)
+            w = [grp.w[j][i] for i in range(n) for j in range(m)]
+            if min(w) < self.n_shared_inputs:
+                lines.append(
+                    f"    gW{g} = _xp.reshape(_xp.matrix_transpose(a{g}) @ {gname}, (-1,))"
+                )
+                self._pieces.append((f"gW{g}", w))
+            if min(grp.b) < self.n_shared_inputs:
+                self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
         needs = [
             self.wanted[s] and not (s in self.spos and s >= self.tape.n_in) for s in grp.inputs
         ]
-        if any(needs):
-            lines.append(f"    ga{g} = {gname} @ _xp.matrix_transpose(W{g})")
+        if any(needs):  # (one neuron: an outer product, which BLAS does slowly, as a product)
+            ga = f"{gname} * W{g}[:, 0]" if m == 1 else f"{gname} @ _xp.matrix_transpose(W{g})"
+            lines.append(f"    ga{g} = {ga}")
             first = self.plan.member.get(grp.inputs[0])
             if first is not None and list(grp.inputs) == list(self.plan.groups[first[0]].cols):
                 self._full.setdefault(first[0], []).append(f"ga{g}")
@@ -461,8 +570,12 @@ class MeanCode:
         root = self._value(self.tape.root).code
         seed = f"_xp.zeros_like({root}) + 1.0 / _n" if self.varies[self.tape.root] else "1.0"
         body = [*fwd, f"    _seed = {seed}", "    with _quiet():", *("    " + ln for ln in bwd)]
-        # the shared gradients: pieces concatenated, then summed into input order
-        if self._pieces and self.n_shared_inputs:
+        # the shared gradients: the pieces laid end to end where they tile the inputs
+        # (each input's gradient one piece, in place), else concatenated and summed
+        tiles = self._tiles()
+        if tiles is not None:
+            body.append(f"        _shared = {tiles}")
+        elif self._pieces and self.n_shared_inputs:
             body += [
                 f"        _flat = _xp.concat([{', '.join(p for p, _ in self._pieces)}, _zero1])",
                 "        _picked = _xp.take(_flat, _ipos, axis=0)  # each input's pieces",
@@ -477,20 +590,46 @@ class MeanCode:
         ]
         body.append(f"    return {root}, _shared, {{{', '.join(grads_in)}}}")
         # sK = S[K] for the shared numbers the code reads by name, and only those: most
-        # weights are read as matrices (take(S, …)), and a dead line per weight would cost
-        # compile() more than the step
+        # weights are read as matrices (views of P, or take(S, …)), and a dead line per
+        # weight would cost compile() more than the step
         named = sorted({int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))})
         blocks = list(dict.fromkeys(self.block[i][0] for i in per_sample))
         params = [
-            "S",
+            "P",
             "_n",
             *(
                 f"X{b}" if self.widths[b] > 1 else f"x{per_sample[sum(self.widths[:b])]}"
                 for b in blocks
             ),
         ]
-        head = [f"    s{k} = S[{k}]" for k in named]
+        n = self.n_shared_inputs
+        head = [f"    s{k} = P[{k}]" if k < n else f"    s{k} = _K[{k - n}]" for k in named]
+        if re.search(r"\bS\b", "\n".join(body)):  # gathers: the shared inputs and constants
+            head.insert(0, "    S = _xp.concat([P, _K])")
         return f"def mean_value_and_grad({', '.join(params)}):\n" + "\n".join([*head, *body]) + "\n"
+
+    def _tiles(self) -> str | None:
+        """The shared gradient as the pieces laid end to end (zeros between them), when
+        each piece's places are consecutive and no two pieces share one; else None."""
+        n, spans = self.n_shared_inputs, []
+        if not n:
+            return None
+        for code, pos in self._pieces:
+            if pos != list(range(pos[0], pos[0] + len(pos))) or pos[-1] >= n:
+                return None
+            spans.append((pos[0], len(pos), code))
+        spans.sort()
+        parts, at = [], 0
+        for start, k, code in spans:
+            if start < at:
+                return None  # two pieces for one input: summed the other way
+            if start > at:
+                parts.append(f"_xp.zeros_like(P[{at}:{start}])")
+            parts.append(code)
+            at = start + k
+        if at < n:
+            parts.append(f"_xp.zeros_like(P[{at}:{n}])")
+        return parts[0] if len(parts) == 1 else f"_xp.concat([{', '.join(parts)}])"
 
     # -- running ----------------------------------------------------------------------------
 
@@ -527,7 +666,7 @@ class MeanCode:
             cached["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
             cached["_nshared"] = self.n_shared_inputs
             cached["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
-            cached["_consts"] = xp.asarray(self.consts, dtype=xp.float64, **kw)
+            cached["_K"] = xp.asarray(self.consts, dtype=xp.float64, **kw)
             self._index_cache[key] = cached
         return cached  # type: ignore[no-any-return]
 
@@ -539,13 +678,12 @@ class MeanCode:
     def run_arrays(
         self, shared: Any, columns: Sequence[Any], size: int, device: Any
     ) -> tuple[Any, Any, dict[int, Any]]:
-        """:meth:`run` with the shared inputs as one array (the constants appended once)."""
-        consts = self._indices(device)["_consts"]
-        return self._function(device)(self.xp.concat([shared, consts]), float(size), *columns)  # type: ignore[no-any-return]
+        """:meth:`run` with the shared inputs as one array."""
+        return self._function(device)(shared, float(size), *columns)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
         xp, kw = self.xp, {} if device is None else {"device": device}
-        shared = [a for a, is_array in zip(args, self.mask) if not is_array] + self.consts
+        shared = [a for a, is_array in zip(args, self.mask) if not is_array]
         per_sample = [a for a, is_array in zip(args, self.mask) if is_array]
         numbers = xp.asarray(shared, dtype=xp.float64, **kw)
         return self._function(device)(numbers, float(size), *per_sample)  # type: ignore[no-any-return]
