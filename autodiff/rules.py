@@ -52,6 +52,7 @@ __all__ = [
     "RULES",
     "Rule",
     "exp",
+    "is_numpy",
     "log",
     "number",
     "overflow",
@@ -346,6 +347,12 @@ def _relu_array(xp: Any, x: Any) -> Any:
     return out
 
 
+def is_numpy(xp: Any) -> bool:
+    """Whether the array namespace `xp` is numpy's (itself or array-api-compat's wrapper of
+    it) -- not ``jax.numpy``, whose name also holds "numpy"."""
+    return getattr(xp, "__name__", "") in ("numpy", "array_api_compat.numpy")
+
+
 def _scores(xp: Any, zs: tuple[Any, ...]) -> tuple[Any, bool]:
     """The scores as one (batch × classes) matrix, and whether they came as one: a rule
     over a row of scores (``Rule.rows``) is given either the matrix itself, by batched
@@ -375,19 +382,26 @@ def _logsumexp_array(xp: Any, *zs: Any) -> Any:
     return _lse_rows(xp, _scores(xp, zs)[0])
 
 
-def _labels(xp: Any, name: str, y: Any, z: Any) -> Any:
-    """The one-hot rows of the class indices y, shaped as the scores z (batch × n);
-    ValueError naming `name` for a label that is not a class index."""
-    y, n = _arr(xp, y), z.shape[-1]
-    ok = (y == xp.floor(y)) & (y >= 0.0) & (y < n)  # false for nan
-    try:
-        valid = bool(xp.all(ok))
-    except TypeError:  # traced by jax.jit: no number to check, and the compiled step that
-        valid = True  # jits it has run this same code on its labels, untraced, first
-    if not valid:
-        raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
-    # (each row's class numbers made from z: on its device, whatever the library)
-    return y[..., None] == xp.cumulative_sum(xp.ones_like(z), axis=-1) - 1.0
+def _labels(xp: Any, name: str, y: Any, z: Any, check: bool = True) -> Any:
+    """The one-hot rows of the class indices y, shaped as the scores z (batch × n); with
+    `check`, ValueError naming `name` for a label that is not a class index (a row
+    with no class: not an integer, out of range or NaN)."""
+    n = z.shape[-1]
+    # the class numbers 0 … n−1: elsewhere than numpy made from z, to be on its device
+    classes = (
+        xp.arange(n, dtype=xp.float64)
+        if is_numpy(xp)
+        else xp.cumulative_sum(xp.ones_like(z[..., :1, :] if z.ndim > 1 else z), axis=-1) - 1.0
+    )
+    one_hot = _arr(xp, y)[..., None] == classes
+    if check:
+        try:
+            valid = bool(xp.all(xp.any(one_hot, axis=-1)))
+        except TypeError:  # traced by jax.jit: no number to check, and the compiled step
+            valid = True  # that jits it has run this same code on its labels, untraced
+        if not valid:
+            raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
+    return one_hot
 
 
 def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
@@ -680,28 +694,32 @@ def _logsumexp_array_local(xp: Any, *args: Any) -> tuple[Any, ...]:
 
 def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
     z, whole = _scores(xp, rest[:-1])
-    one_hot = xp.astype(_labels(xp, "pick", y, z), xp.float64)
+    one_hot = xp.astype(_labels(xp, "pick", y, z, check=False), xp.float64)
     return (xp.zeros_like(_arr(xp, y)), *_by_class(one_hot + xp.zeros_like(z), whole))
 
 
+# The two nll kernels are _nll_float and _nll_local wherever the loss is finite, and
+# give a NaN or an infinity wherever it is not -- not necessarily the rule's: batched
+# code recomputes such a sample with the scalar rules (the loss is not finite exactly
+# where a score is NaN or +inf, or the label's is −inf, which is where the largest score
+# is not finite). So the common case costs a few passes over the scores, not a dozen.
 def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
-    # as _nll_float, row by row: the label's score subtracted (its own term 0.0 exactly),
-    # the shifted log-sum-exp, and NaN where a score is +inf
+    # row by row: the label's score subtracted -- its own term zy − zy is 0.0 exactly for
+    # a finite zy, NaN for an infinite one -- then the log-sum-exp shifted by the largest
+    # term (≥ 0.0, the label's)
     z, _ = _scores(xp, zs)
-    label = _labels(xp, "nll", y, z)
-    zy = xp.sum(xp.where(label, z, 0.0), axis=-1)
-    out = _lse_rows(xp, xp.where(label, 0.0, z - zy[..., None]))
-    return xp.where(xp.any(z == _INF, axis=-1), _NAN, out)
+    zy = xp.sum(xp.where(_labels(xp, "nll", y, z), z, 0.0), axis=-1)
+    d = z - zy[..., None]
+    m = xp.max(d, axis=-1)
+    return m + xp.log(xp.sum(xp.exp(d - m[..., None]), axis=-1))
 
 
 def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
-    # as _nll_local, row by row: softmax − one-hot, shifted by the largest finite score
+    # row by row: softmax − one-hot, shifted by the largest score (finite where the loss is)
     z, whole = _scores(xp, rest[:-1])
-    m = xp.max(xp.where(xp.isfinite(z), z, -_INF), axis=-1)
-    bad = xp.any(xp.isnan(z) | (z == _INF), axis=-1) | ~xp.isfinite(m)
-    e = xp.exp(z - xp.where(bad, 0.0, m)[..., None])
-    one_hot = xp.astype(_labels(xp, "nll", y, z), xp.float64)
-    rows = xp.where(bad[..., None], _NAN, e / xp.sum(e, axis=-1)[..., None] - one_hot)
+    e = xp.exp(z - xp.max(z, axis=-1)[..., None])
+    rows = e / xp.sum(e, axis=-1)[..., None]
+    rows -= xp.astype(_labels(xp, "nll", y, z, check=False), xp.float64)
     return (xp.zeros_like(_arr(xp, y)), *_by_class(rows, whole))
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from autodiff import Value, gc_paused
 from autodiff.engine import shown
 from autodiff.extras import require
+from autodiff.rules import is_numpy
 
 __all__ = ["SGD", "Adam", "Optimizer"]
 
@@ -75,7 +76,7 @@ def _array(buffer: Any, like: Any) -> Any:
         return buffer
     xp = _namespace(like)
     device = getattr(like, "device", None)
-    on_host = xp.__name__ in ("numpy", "array_api_compat.numpy")  # (jax.numpy is not)
+    on_host = is_numpy(xp)
     kw = {} if device is None or on_host else {"device": device}
     return xp.asarray(_floats(buffer), dtype=like.dtype, **kw)
 
@@ -157,8 +158,11 @@ class Optimizer:
     def apply(
         self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
     ) -> tuple[Any, tuple[Any, ...]]:
-        """One step as a pure function of arrays (the whole of :meth:`update` but the
-        bookkeeping): the new values and the new running state."""
+        """One step on arrays (the whole of :meth:`update` but the bookkeeping): the new
+        values and the new running state. Where the library's arrays can change (numpy,
+        PyTorch, CuPy) `values` and `state` are updated in place and returned -- no
+        temporaries the size of the model but one or two; on JAX's the same statements
+        make new arrays, and the function is pure (``jax.jit`` compiles it)."""
         raise NotImplementedError
 
     def commit(self, state: tuple[Any, ...]) -> None:
@@ -250,8 +254,10 @@ class SGD(Optimizer):
         self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
     ) -> tuple[Any, tuple[Any, ...]]:
         lr, mu = scalars
-        vel = mu * state[0] + grads
-        values -= lr * vel  # in place; a new array for an immutable one (JAX)
+        vel = state[0]
+        vel *= mu  # μ·v + g, rounded as _update's
+        vel += grads
+        values -= lr * vel
         return values, (vel,)
 
     def _state(self) -> dict[str, Any]:
@@ -310,11 +316,23 @@ class Adam(Optimizer):
     def apply(
         self, xp: Any, values: Any, grads: Any, state: tuple[Any, ...], scalars: tuple[Any, ...]
     ) -> tuple[Any, tuple[Any, ...]]:
-        # _update's arithmetic, elementwise: each operation rounds as there
+        # _update's arithmetic, elementwise, each operation rounded as there (x·y = y·x and
+        # x + y = y + x exactly), in place where the arrays allow it
         lr, b1, b2, eps, c1, c2 = scalars
-        m = b1 * state[0] + (1.0 - b1) * grads
-        v = b2 * state[1] + (1.0 - b2) * grads * grads
-        values -= lr * (m / c1) / (xp.sqrt(v / c2) + eps)  # a new array for JAX's
+        m, v = state
+        m *= b1  # m = β₁·m + (1 − β₁)·g
+        m += grads * (1.0 - b1)
+        g2 = grads * (1.0 - b2)  # v = β₂·v + (1 − β₂)·g·g
+        g2 *= grads
+        v *= b2
+        v += g2
+        step = v / c2  # lr·(m / c₁) / (√(v / c₂) + ε)
+        step = xp.sqrt(step)
+        step += eps
+        rise = m / c1
+        rise *= lr
+        rise /= step
+        values -= rise
         return values, (m, v)
 
     def commit(self, state: tuple[Any, ...]) -> None:

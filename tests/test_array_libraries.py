@@ -199,6 +199,22 @@ def test_a_jitted_step_that_overflows_raises_as_numpys_and_keeps_nothing():
     assert got[2] == pytest.approx(ref[2], rel=1e-12)
 
 
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_a_batched_trace_on_other_libraries_raises_the_engines_errors(name):
+    """A batched trace on PyTorch or JAX arrays raises what numpy's raises -- not an inf.
+    (jax.numpy's name holds "numpy", and was once taken for numpy, whose floating-point
+    errors are raised as they happen: JAX's overflow came back as inf, no error.)"""
+    from autodiff import trace
+
+    xp = namespaces()[name]
+    t = trace(lambda x: (x[0] * x[1]).exp(), [1.0, 2.0], batched=True)
+    ok = t([xp.asarray([1.0, 2.0], dtype=xp.float64), 2.0])
+    assert [float(v) for v in ok] == pytest.approx([np.exp(2.0), np.exp(4.0)], rel=1e-15)
+    for xs in ([np.array([1.0, 400.0]), 2.0], [xp.asarray([1.0, 400.0], dtype=xp.float64), 2.0]):
+        with pytest.raises(OverflowError, match=r"exp\(800\.0\) overflows"):
+            t(xs)
+
+
 _SHARDED = """
 import json, sys
 import jax

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from autodiff.extras import require
-from autodiff.rules import RULES
+from autodiff.rules import RULES, is_numpy
 from autodiff.trace._program import helpers
 
 __all__ = [
@@ -60,8 +60,9 @@ def namespace(arrays: Sequence[Any], xp: Any) -> Any:
 
 
 def numpy_like(xp: Any) -> bool:
-    """Whether `xp` is numpy (or its array-API wrapper): floating-point errors can be raised."""
-    return "numpy" in getattr(xp, "__name__", "")
+    """Whether `xp` is numpy (or its array-API wrapper): floating-point errors can be raised.
+    (Not ``jax.numpy``, whose name also holds "numpy": JAX reports no such errors.)"""
+    return is_numpy(xp)
 
 
 def kernels(
