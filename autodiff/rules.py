@@ -406,8 +406,12 @@ def _labels(xp: Any, name: str, y: Any, z: Any, check: bool = True) -> Any:
 
 def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
     z, _ = _scores(xp, zs)
-    # the label's score: the others are added as 0.0, which changes no number
-    return xp.sum(xp.where(_labels(xp, "pick", y, z), z, 0.0), axis=-1)
+    return _picked(xp, _labels(xp, "pick", y, z), z)
+
+
+def _picked(xp: Any, one_hot: Any, z: Any) -> Any:
+    # each row's label's score, as it is (−0.0 and NaN too): the others are −inf
+    return xp.max(xp.where(one_hot, z, -_INF), axis=-1)
 
 
 # ----------------------------------------------------------------------------
@@ -708,7 +712,7 @@ def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
     # a finite zy, NaN for an infinite one -- then the log-sum-exp shifted by the largest
     # term (≥ 0.0, the label's)
     z, _ = _scores(xp, zs)
-    zy = xp.sum(xp.where(_labels(xp, "nll", y, z), z, 0.0), axis=-1)
+    zy = _picked(xp, _labels(xp, "nll", y, z), z)
     d = z - zy[..., None]
     m = xp.max(d, axis=-1)
     return m + xp.log(xp.sum(xp.exp(d - m[..., None]), axis=-1))

@@ -17,9 +17,13 @@ forward + backward + SGD step):
 * the batched step with the layers found, against PyTorch's batched autograd at
   batch 10², 10⁴ and 10⁵ (when torch is installed), timed in blocks of steps (the
   steady state of a training loop), and a width-256 MLP;
-* wide networks at batch 1,000 with Adam (MLP 2-256-256-1 logistic, 64-512-10 and
-  64-32-10 cross-entropy), the compiled batch step against PyTorch from the same
-  weights, float64, one thread each, in blocks of 10 steps;
+* wide networks with Adam (MLP 2-256-256-1 logistic, 64-512-10, 784-256-256-10,
+  64-2048-10 and 64-32-10 cross-entropy at batch 1,000; 64-32-10 at batch 32 and
+  2-16-16-1 at batch 10), every peer side by side in one alternating run from the same
+  weights and data, float64, one thread each: this project's numpy step, PyTorch eager,
+  torch.compile, a hand-written jax.jit step and this project's step under jax.jit,
+  first steps (compiles) included; then PyTorch's step and ours each alone in a new
+  process, with the keep_memory allocator setting off and on;
 * the whole ``python -m nn.digits`` main job, as a new process.
 
 With the collector disabled, micrograd's graph (reference cycles) is freed only by a
@@ -328,11 +332,16 @@ def library_epoch(setup: Setup) -> Callable[[], Any]:
     return lambda: opt.step(closure)
 
 
-# the wide networks: batch 1000, Adam, float64, one thread each, the same weights
+# the wide networks: Adam, float64, one thread each, the same weights and data for every
+# peer -- (label, inputs, layer sizes, classes (None: the logistic loss), batch)
 WIDE = [
-    ("MLP 2-256-256-1, logistic", 2, [256, 256, 1], None),
-    ("MLP 64-512-10, cross-entropy", 64, [512, 10], 10),
-    ("MLP 64-32-10, cross-entropy", 64, [32, 10], 10),
+    ("MLP 2-256-256-1, logistic", 2, [256, 256, 1], None, 1000),
+    ("MLP 64-512-10, cross-entropy", 64, [512, 10], 10, 1000),
+    ("MLP 784-256-256-10, cross-entropy", 784, [256, 256, 10], 10, 1000),
+    ("MLP 64-2048-10, cross-entropy", 64, [2048, 10], 10, 1000),
+    ("MLP 64-32-10, cross-entropy (the digits job's)", 64, [32, 10], 10, 1000),
+    ("MLP 64-32-10, cross-entropy", 64, [32, 10], 10, 32),
+    ("MLP 2-16-16-1, logistic", 2, [16, 16, 1], None, 10),
 ]
 
 
@@ -353,16 +362,22 @@ def wide_setup(
 
 
 def wide_steps(
-    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
+    nin: int,
+    sizes: list[int],
+    classes: int | None,
+    n: int = 1000,
+    seed: int = 0,
+    compiled: bool = False,
+    keep_memory: bool = True,
 ) -> tuple[Callable[[], float], Callable[[], float] | None]:
     """(autodiff's compiled batch step, PyTorch's step or None) for one wide workload,
-    from the same weights and data."""
+    from the same weights and data; PyTorch's under ``torch.compile`` with `compiled`."""
     model, xs, ys, loss, opt = wide_setup(nin, sizes, classes, n, seed)
     W = [
         [[nr.w[i].data for nr in layer.neurons] for i in range(layer.nin)] for layer in model.layers
     ]
     b = [[nr.b.data for nr in layer.neurons] for layer in model.layers]
-    ours = compile_batch_step(model, loss, xs, ys, opt)
+    ours = compile_batch_step(model, loss, xs, ys, opt, keep_memory=keep_memory)
     try:
         import torch
     except ImportError:
@@ -372,11 +387,11 @@ def wide_steps(
     torch.set_num_threads(1)
     X = torch.tensor(xs, dtype=torch.float64)
     Y = torch.tensor(ys, dtype=torch.float64 if classes is None else torch.int64)
-    return ours, adam_step(sizes, W, b, X, Y, classes, 1e-3)
+    return ours, adam_step(sizes, W, b, X, Y, classes, 1e-3, compiled=compiled)
 
 
 def jax_steps(
-    nin: int, sizes: list[int], classes: int | None, n: int = 1000
+    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
 ) -> tuple[tuple[Callable[[], float], float], tuple[Callable[[], float], float]] | None:
     """(this project's step under jax.jit, its first step's time), and the same for a
     hand-written jax.jit step, from the same weights and data; None without JAX. Their
@@ -388,7 +403,7 @@ def jax_steps(
     from jax_reference import adam_step as jax_adam_step
 
     jax.config.update("jax_enable_x64", True)
-    model, xs, ys, loss, opt = wide_setup(nin, sizes, classes, n)
+    model, xs, ys, loss, opt = wide_setup(nin, sizes, classes, n, seed)
     W = [
         [[nr.w[i].data for nr in layer.neurons] for i in range(layer.nin)] for layer in model.layers
     ]
@@ -411,14 +426,18 @@ def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[]
     return lambda: compile_batch_step(model, loss, xs, ys, opt)()
 
 
-def torch_row(label: str, res: dict[str, Any], k: int, peer: str = "torch") -> tuple[str, ...]:
-    """A row of autodiff ("a") beside a peer ("t", PyTorch unless `peer` says): per-step
-    medians (minimums) of blocks of `k` steps, in ms, and the ratio of the medians."""
-    a_med, t_med = statistics.median(res["a"]) / k, statistics.median(res["t"]) / k
+def torch_row(
+    label: str, res: dict[str, Any], k: int, peer: str = "torch", ours: str = "a", theirs: str = "t"
+) -> tuple[str, ...]:
+    """A row of autodiff (`ours`, "a") beside a peer (`theirs`, "t": PyTorch unless `peer`
+    says): per-step medians (minimums) of blocks of `k` steps, in ms, and the ratio of
+    the medians."""
+    a, t = res[ours], res[theirs]
+    a_med, t_med = statistics.median(a) / k, statistics.median(t) / k
     return (
         label,
-        f"{a_med * 1e3:.2f} ({min(res['a']) / k * 1e3:.2f})",
-        f"{t_med * 1e3:.2f} ({min(res['t']) / k * 1e3:.2f}) {peer}",
+        f"{a_med * 1e3:.2f} ({min(a) / k * 1e3:.2f})",
+        f"{t_med * 1e3:.2f} ({min(t) / k * 1e3:.2f}) {peer}",
         f"{a_med / t_med:.2f}× {peer}'s time",
         "ms",
     )
@@ -433,6 +452,164 @@ def in_blocks(step: Callable[[], Any], k: int) -> Callable[[], None]:
             step()
 
     return run
+
+
+def torch_compiled_steps(
+    nin: int, sizes: list[int], classes: int | None, n: int
+) -> tuple[Callable[[], float], float, float] | None:
+    """PyTorch's step under torch.compile for one wide workload, its first step's time (the
+    compile included) and loss; None without PyTorch, or where it cannot compile here."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    _, theirs = wide_steps(nin, sizes, classes, n, compiled=True)
+    assert theirs is not None
+    t = time.perf_counter()
+    try:
+        loss = theirs()
+    except Exception as e:
+        print(f"torch.compile failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+    return theirs, time.perf_counter() - t, loss
+
+
+def wide_table(
+    rows: list[tuple[str, ...]], notes: list[str], rounds: int, quick: bool = False
+) -> None:
+    """The wide workloads (WIDE), each with every peer side by side in one alternating
+    run: this project's numpy step, PyTorch eager, torch.compile, a hand-written jax.jit
+    step and this project's step under jax.jit -- all from the same weights and data,
+    their first losses checked equal first."""
+    for name, nin, sizes, classes, n in WIDE:
+        ours, theirs = wide_steps(nin, sizes, classes, n)
+        t = time.perf_counter()
+        first = ours()
+        once = time.perf_counter() - t
+        cases: dict[str, Callable[[], float]] = {"a": ours}
+        if theirs is not None:
+            assert abs(first - theirs()) <= 1e-12 * abs(first), f"{name}: a different loss"
+            cases["t"] = theirs
+        pair = jax_steps(nin, sizes, classes, n)
+        if pair is not None:
+            (ours_j, ours_cold), (theirs_j, theirs_cold) = pair
+            cases["aj"], cases["j"] = ours_j, theirs_j
+        compiled = None if quick else torch_compiled_steps(nin, sizes, classes, n)
+        if compiled is not None:
+            assert abs(first - compiled[2]) <= 1e-12 * abs(first), f"{name}: torch.compile's loss"
+            cases["tc"] = compiled[0]
+        k = max(3, min(100, round(0.03 / max(once, 1e-5))))  # steps per block: ~30 ms
+        res = side_by_side({key: in_blocks(f, k) for key, f in cases.items()}, rounds)
+        head = f"{name}, batch {n}, Adam (CPU, float64, 1 thread, blocks of {k})"
+        if "t" in res:
+            rows.append(torch_row(f"{head}: numpy step vs PyTorch eager", res, k, "PyTorch eager"))
+        else:
+            rows.append((f"{head}: numpy step (PyTorch not installed)", "—", "—", "—", "ms"))
+        if "j" in res:
+            rows.append(
+                torch_row("  numpy step vs hand-written jax.jit", res, k, "jax.jit", "a", "j")
+            )
+        if "tc" in res:
+            rows.append(
+                torch_row("  numpy step vs torch.compile", res, k, "torch.compile", "a", "tc")
+            )
+        if "j" in res:
+            rows.append(
+                torch_row(
+                    "  our step under jax.jit vs hand-written jax.jit", res, k, "jax.jit", "aj", "j"
+                )
+            )
+        colds = [("hand-written jax.jit", theirs_cold)] if pair is not None else []
+        colds += [("torch.compile", compiled[1])] if compiled is not None else []
+        rows.append(
+            (
+                "  first step, compile included (cold): ours on numpy / under jax.jit",
+                f"{once * 1e3:.0f} / {ours_cold * 1e3:.0f}"
+                if pair is not None
+                else f"{once * 1e3:.0f}",
+                " / ".join(f"{t * 1e3:.0f} {who}" for who, t in colds) or "—",
+                "—",
+                "ms",
+            )
+        )
+        for row in rows[-5:]:
+            print(row)
+    notes.append(
+        "Wide rows: every peer of a workload is timed in the same alternating run, from the "
+        "same weights and data, float64, one thread (OpenBLAS, MKL, XLA); PyTorch runs in "
+        "this process, where compile_batch_step has set keep_memory (a process-wide "
+        "allocator setting that speeds PyTorch's step too: see the keep_memory rows)."
+    )
+    if not quick:
+        keep_memory_rows(rows, notes, rounds)
+
+
+# the keep_memory rows: PyTorch's step and ours, each alone in a new process
+_ALONE = """
+import sys, statistics, time
+sys.path[:0] = [{bench!r}]
+import run
+name, nin, sizes, classes, n = run.WIDE[{w}]
+# (our compiled step makes the setting, or not: it is made for both steps alike)
+ours, theirs = run.wide_steps(nin, sizes, classes, n, keep_memory={keep})
+step = ours if {who!r} == "ours" else theirs
+k = 10
+for _ in range(3):
+    step()
+times = []
+for _ in range({rounds}):
+    t = time.perf_counter()
+    for _ in range(k):
+        step()
+    times.append((time.perf_counter() - t) / k)
+print(statistics.median(times))
+"""
+
+
+def alone(w: int, who: str, keep: bool, rounds: int) -> float:
+    """The median step time of `who` ("ours", "torch") on WIDE[w] in a new process, with
+    the allocator setting kept or not."""
+    import subprocess
+
+    code = _ALONE.format(bench=str(ROOT / "bench"), w=w, keep=keep, who=who, rounds=rounds)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return float(out.stdout.split()[-1])
+
+
+def keep_memory_rows(rows: list[tuple[str, ...]], notes: list[str], rounds: int) -> None:
+    """PyTorch's step and ours on the widest rows, each alone in its own process, with the
+    keep_memory allocator setting off and on -- alternated process by process."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    for w in (0, 1):
+        name, _, _, _, n = WIDE[w]
+        got: dict[tuple[str, bool], list[float]] = {}
+        for r in range(3):
+            for who in ("ours", "torch"):
+                for keep in (False, True) if r % 2 == 0 else (True, False):
+                    got.setdefault((who, keep), []).append(alone(w, who, keep, rounds))
+        for who, label in (("ours", "this project's numpy step"), ("torch", "PyTorch eager")):
+            off = statistics.median(got[(who, False)])
+            on = statistics.median(got[(who, True)])
+            rows.append(
+                (
+                    f"{name}, batch {n}: {label} alone in a new process, keep_memory on vs off",
+                    f"{on * 1e3:.2f}",
+                    f"{off * 1e3:.2f} off",
+                    f"{on / off:.2f}× its time with it off",
+                    "ms",
+                )
+            )
+            print(rows[-1])
+    notes.append(
+        "keep_memory rows: each number the median of 3 new processes (alternated), each timing "
+        "its step alone; the setting (glibc mallopt, process-wide, kept until the process "
+        "ends) is what compile_batch_step(..., keep_memory=True), the default, makes."
+    )
 
 
 def digits_run() -> Callable[[], None]:
@@ -697,54 +874,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(torch_row(f"{label}, blocks of {k} steps)", res, k))
         print(rows[-1])
 
-    # wide networks, batch 1000, Adam: the parameters owned by one array (nn.compiled)
-    for name, nin, sizes, classes in WIDE:
-        ours_w, theirs_w = wide_steps(nin, sizes, classes)
-        first = ours_w()
-        k = 10
-        if theirs_w is None:
-            res = side_by_side({"a": in_blocks(ours_w, k)}, max(5, rounds // 2))
-            report(f"{name}, batch 1e3, Adam (PyTorch not installed)", res["a"], "—", per=k)
-            continue
-        assert abs(first - theirs_w()) <= 1e-12 * abs(first), f"{name}: a different loss"
-        res = side_by_side({"a": in_blocks(ours_w, k), "t": in_blocks(theirs_w, k)}, rounds)
-        label = f"{name}, batch 1e3, Adam: compiled batch step vs PyTorch (CPU, float64"
-        rows.append(torch_row(f"{label}, 1 thread, blocks of {k})", res, k))
-        print(rows[-1])
-        if sizes == [256, 256, 1]:
-            # a fresh model each round (made before the timing): trace, compile, first step
-            compiles = [wide_compile(nin, sizes, classes) for _ in range(3)]
-            times = [timed(c, True) for c in compiles]
-            c_med = statistics.median(times)  # type: ignore[type-var]
-            rows.append(
-                ("  its trace + compile + first step", f"{c_med * 1e3:.0f}", "—", "—", "ms")
-            )
-            print(rows[-1])
-
-    # the same wide networks under jax.jit: this project's jitted step against a
-    # hand-written jax.jit(value_and_grad + Adam), from the same weights (JAX installed)
-    for name, nin, sizes, classes in WIDE:
-        pair = jax_steps(nin, sizes, classes)
-        if pair is None:
-            rows.append((f"{name}, under jax.jit (JAX not installed)", "—", "—", "—", "ms"))
-            print(rows[-1])
-            break
-        (ours_j, ours_cold), (theirs_j, theirs_cold) = pair
-        k = 10
-        res = side_by_side({"a": in_blocks(ours_j, k), "t": in_blocks(theirs_j, k)}, rounds)
-        label = f"{name}, batch 1e3, Adam, jax.jit: ours vs hand-written (CPU, float64"
-        rows.append(torch_row(f"{label}, 1 thread, blocks of {k})", res, k, "hand-written jax.jit"))
-        print(rows[-1])
-        rows.append(
-            (
-                "  its first step, trace and JAX's compile included (cold)",
-                f"{ours_cold * 1e3:.0f}",
-                f"{theirs_cold * 1e3:.0f} hand-written jax.jit",
-                f"{ours_cold / theirs_cold:.2f}× its time",
-                "ms",
-            )
-        )
-        print(rows[-1])
+    # wide networks, Adam: every peer side by side in one run (wide_table)
+    wide_table(rows, notes, rounds, quick=args.quick)
 
     # the digits main job, whole (a new process: imports, data, trace, 200 steps, pictures)
     res = side_by_side({"d": digits_run()}, 3)

@@ -55,10 +55,14 @@ def adam_step(
     Y: torch.Tensor,
     classes: int | None,
     lr: float,
+    compiled: bool = False,
 ) -> Callable[[], float]:
     """The wide-network workloads in PyTorch: an MLP with the given weights (W[k] as
     in × out, b[k]), ReLU hidden layers, full-batch Adam on the logistic loss ζ((1−2y)z)
-    (classes None) or the softmax cross-entropy; returns the loss before the update."""
+    (classes None) or the softmax cross-entropy; returns the loss before the update.
+    With `compiled`, the loss under ``torch.compile`` (its backward compiled with it, by
+    AOTAutograd) and Adam's step too -- what PyTorch's tutorial on compiling an
+    optimizer does; the first call compiles."""
     params = []
     for Wk, bk in zip(W, b):
         params += [
@@ -68,15 +72,21 @@ def adam_step(
     opt = torch.optim.Adam(params, lr=lr)
     F = torch.nn.functional
 
-    def step() -> float:
+    def loss_of() -> torch.Tensor:
         h = mlp(params, X)
         if classes is None:
-            loss = F.softplus((1 - 2 * Y) * h[:, 0]).mean()
-        else:
-            loss = F.cross_entropy(h, Y)
+            return F.softplus((1 - 2 * Y) * h[:, 0]).mean()
+        return F.cross_entropy(h, Y)
+
+    forward, update = (
+        (torch.compile(loss_of), torch.compile(opt.step)) if compiled else (loss_of, opt.step)
+    )
+
+    def step() -> float:
+        loss = forward()
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        update()
         return float(loss.detach())
 
     return step

@@ -15,12 +15,13 @@ order), so 1e-12 relative (~4500 ulp), far below any wrong grouping's error.
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
 from threads import run_together
 
-from autodiff import Value, dot, trace
+from autodiff import Value, dot, logsumexp, nll, pick, trace
 
 N_W = 12  # shared inputs (weights) per model; then 3 per-sample inputs
 
@@ -59,7 +60,41 @@ def _models():
         h = [dot(w[0:3], x, w[3]).tanh(), dot([w[0], w[5], w[6]], x, x[1]).tanh()]
         return (dot([w[0], w[9]], h, w[10]) * x[2]) ** 2
 
-    return {f.__name__: f for f in (orders, swapped, transposed, repeated, skip, tied)}
+    # where the weights lie among the shared inputs decides how the code reads them: a
+    # view of the parameter array (neuron by neuron, or input by input) or a gather
+
+    def neurons(v):  # each neuron's weights then its bias, as an MLP lists them; w[11] unused
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:3], x, w[3]).relu(), dot(w[4:7], x, w[7]).relu()]
+        return dot(w[8:10], h, w[10]).softplus()
+
+    def by_input(v):  # the weights input by input (a 3 × 2 matrix), the biases after them
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:6:2], x, w[6]).tanh(), dot(w[1:6:2], x, w[7]).tanh()]
+        return dot(w[8:10], h, w[10]) ** 2
+
+    def bias_first(v):  # each neuron's bias before its weights: gathered
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[1:4], x, w[0]).sigmoid(), dot(w[5:8], x, w[4]).sigmoid()]
+        return dot(w[9:11], h, w[8]).exp()
+
+    def classes(v):  # three class scores, one matrix: the multi-class rules take it whole
+        w, x = v[:N_W], v[N_W:]
+        z = [dot(w[0:2], x[:2], w[2]), dot(w[3:5], x[:2], w[5]), dot(w[6:8], x[:2], w[8])]
+        y = x[2]  # the label: a class index (_data makes one for this model)
+        return nll(z, y) + 0.5 * logsumexp(z) - 0.25 * pick(z, y) + w[9] * w[10]
+
+    models = (orders, swapped, transposed, repeated, skip, tied)
+    return {f.__name__: f for f in (*models, neurons, by_input, bias_first, classes)}
+
+
+# how each of those reads its first layer's weights (and the others: as they come)
+_LAYOUT = {
+    "neurons": "B0 = _xp.reshape(P[0:8], (2, 4))",
+    "by_input": "W0 = _xp.reshape(P[0:6], (3, 2))",
+    "bias_first": "W0 = _xp.reshape(_xp.take(P, ",
+    "classes": "_f_nll(",
+}
 
 
 def _eager(f, weights, batch):
@@ -75,17 +110,21 @@ def _eager(f, weights, batch):
     return total / n, [g / n for g in grads]
 
 
-def _data(seed):
+def _data(seed, labels=False):
+    """Weights and a batch of 40 samples; with `labels` each sample's last input a class
+    index (0, 1 or 2)."""
     rng = random.Random(seed)
     weights = [rng.uniform(-1, 1) for _ in range(N_W)]
     batch = [[rng.uniform(-1, 1) for _ in range(3)] for _ in range(40)]
+    for sample in batch if labels else []:
+        sample[2] = float(rng.randrange(3))
     return weights, batch
 
 
 @pytest.mark.parametrize("name", sorted(_models()))
 def test_awkward_layers_give_eagers_mean_and_gradient(name):
     f = _models()[name]
-    weights, batch = _data(1)
+    weights, batch = _data(1, labels=name == "classes")
     traced = trace(f, [*weights, *batch[0]], batched=True)
     columns = [np.array([s[k] for s in batch]) for k in range(3)]
     mean, grads = traced.mean_value_and_grad([*weights, *columns])
@@ -97,6 +136,38 @@ def test_awkward_layers_give_eagers_mean_and_gradient(name):
     a_mean, a_grads = traced.mean_value_and_grad_arrays(np.array(weights), [X])
     assert a_mean == pytest.approx(e_mean, rel=1e-12)
     assert a_grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+    if name in _LAYOUT:  # the path the model is here for is the one taken
+        assert _LAYOUT[name] in traced.mean_source([*weights, *columns])
+
+
+def test_the_multi_class_rules_get_the_score_matrix_whole_in_one_call():
+    """A row of scores that a layer holds whole goes to the rule's array kernels as that
+    matrix -- one call for nll, its derivative one matrix -- and the numbers are those of
+    the same kernels given one column per class."""
+    weights, batch = _data(2, labels=True)
+    traced = trace(_models()["classes"], [*weights, *batch[0]], batched=True)
+    columns = [np.array([s[k] for s in batch]) for k in range(3)]
+    source = traced.mean_source([*weights, *columns])
+    assert source.count("_f_nll(") == 1 and re.search(r"_f_nll\(\w+, u\d+\)", source)
+    assert re.search(r"_l_nll\(\w+, u\d+, v\d+\)", source)
+    assert "u0[:, " not in source  # no class column read one by one
+    import array_api_compat.numpy as xp
+
+    from autodiff.rules import RULES
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(50, 4)) * 30
+    z[0, 1], z[1, 2], z[2, 0] = -np.inf, -0.0, 1e300
+    y = rng.integers(0, 4, size=50).astype(float)
+    for name in ("nll", "pick", "logsumexp"):  # (−inf − −inf: NaN, quietly)
+        rule, lead = RULES[name], ([y] if name != "logsumexp" else [])
+        with np.errstate(invalid="ignore"):
+            by_col = rule.array(xp, *lead, *z.T)
+            whole = rule.array(xp, *lead, z)
+        assert np.array_equal(by_col, whole, equal_nan=True)
+        d_col = rule.array_local(xp, *lead, *z.T, whole)
+        d_whole = rule.array_local(xp, *lead, z, whole)
+        assert np.array_equal(np.stack(d_col[len(lead) :], axis=1), d_whole[-1], equal_nan=True)
 
 
 def test_one_compiled_program_runs_from_several_threads_at_once():

@@ -367,7 +367,8 @@ class BatchedTraced:
                 dtype=xp.float64,
                 **({} if device is None or self._np_like(xp) else {"device": device}),
             )
-        return mean, grads + 0.0  # a zero gradient is +0.0, as backward's
+        grads += 0.0  # a zero gradient is +0.0, as backward's (the array is the step's own)
+        return mean, grads
 
     def mean_function(self, shared: Any, columns: Sequence[Any]) -> Callable[..., Any]:
         """The code of :meth:`mean_value_and_grad_arrays` for arrays shaped as `shared` and

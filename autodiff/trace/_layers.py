@@ -109,13 +109,23 @@ def find_layers(program: Program, spos: Mapping[int, int], varies: Sequence[bool
             member[s] = (g, len(groups[g]["cols"]))
             groups[g]["cols"].append(s)
             groups[g]["src_cols"].append(col)
+    # a "layer" of one dot over one input (a loss's mean over a list of one sample) is
+    # a product of two numbers: printed as a line, unless a map reads it as a group
+    sources = {g["source"] for g in groups if "op" in g}
+    kept = [
+        k
+        for k, g in enumerate(groups)
+        if k in sources or "op" in g or len(g["inputs"]) > 1 or len(g["cols"]) > 1
+    ]
+    new = {k: i for i, k in enumerate(kept)}
     frozen = tuple(
         Layer(g["inputs"], tuple(g["cols"]), tuple(g["w"]), tuple(g["b"]))
         if "inputs" in g
-        else Map(g["op"], g["source"], tuple(g["cols"]), tuple(g["src_cols"]))
-        for g in groups
+        else Map(g["op"], new[g["source"]], tuple(g["cols"]), tuple(g["src_cols"]))
+        for g in (groups[k] for k in kept)
     )
-    return Plan(frozen, dict(member), frozenset(shared_dots))
+    member = {s: (new[g], j) for s, (g, j) in member.items() if g in new}
+    return Plan(frozen, member, frozenset(shared_dots))
 
 
 class MeanCode:
@@ -322,7 +332,7 @@ class MeanCode:
             lines += [
                 f"    B{g} = _xp.reshape(P[{base}:{base + m * (n + 1)}], ({m}, {n + 1}))"
                 f"  # {m} neurons: {n} weights, then the bias",
-                f"    W{g} = _xp.matrix_transpose(B{g}[:, :{n}])",
+                f"    W{g} = B{g}[:, :{n}].mT",
                 f"    c{g} = B{g}[:, {n}]",
             ]
         elif kind == "inputs":
@@ -467,8 +477,7 @@ class MeanCode:
             given = [*(self._value(p).code for p in a[:start]), self._gname(grp), f"v{s}"]
             lines.append(f"    {tmp} = _l_{name}({', '.join(given)})")
             self._full.setdefault(grp, []).append(f"{tmp}[{start}] * _xp.reshape({g}, (-1, 1))")
-            operands = [self._value(p) for p in a[:start]]
-            locals_ = [ArraySym(f"{tmp}[{k}]") for k in range(start)]
+            locals_: list[float | Sym] = [ArraySym(f"{tmp}[{k}]") for k in range(start)]
         else:
             operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
             locals_ = self._locals(self.tape.op[s], operands, lines)
@@ -523,20 +532,14 @@ class MeanCode:
         if kind == "neurons":  # one block, as the parameters lie: (m × n) weights, biases
             # (gUᵀ A and (Aᵀ gU)ᵀ are the same numbers; BLAS is faster at the one whose
             # result is wider than tall)
-            prod = (
-                f"_xp.matrix_transpose({gname}) @ a{g}"
-                if m < n
-                else f"_xp.matrix_transpose(_xp.matrix_transpose(a{g}) @ {gname})"
-            )
+            prod = f"{gname}.mT @ a{g}" if m < n else f"(a{g}.mT @ {gname}).mT"
             bias = f"_xp.reshape(_xp.sum({gname}, axis=0), ({m}, 1))"
             lines.append(f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))")
             self._pieces.append((f"gW{g}", list(range(base, base + m * (n + 1)))))
         else:  # (no gradient for weights or biases that are all constants: nobody reads it)
             w = [grp.w[j][i] for i in range(n) for j in range(m)]
             if min(w) < self.n_shared_inputs:
-                lines.append(
-                    f"    gW{g} = _xp.reshape(_xp.matrix_transpose(a{g}) @ {gname}, (-1,))"
-                )
+                lines.append(f"    gW{g} = _xp.reshape(a{g}.mT @ {gname}, (-1,))")
                 self._pieces.append((f"gW{g}", w))
             if min(grp.b) < self.n_shared_inputs:
                 self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
@@ -544,7 +547,7 @@ class MeanCode:
             self.wanted[s] and not (s in self.spos and s >= self.tape.n_in) for s in grp.inputs
         ]
         if any(needs):  # (one neuron: an outer product, which BLAS does slowly, as a product)
-            ga = f"{gname} * W{g}[:, 0]" if m == 1 else f"{gname} @ _xp.matrix_transpose(W{g})"
+            ga = f"{gname} * W{g}[:, 0]" if m == 1 else f"{gname} @ W{g}.mT"
             lines.append(f"    ga{g} = {ga}")
             first = self.plan.member.get(grp.inputs[0])
             if first is not None and list(grp.inputs) == list(self.plan.groups[first[0]].cols):
