@@ -332,7 +332,7 @@ class MeanCode:
             lines += [
                 f"    B{g} = _xp.reshape(P[{base}:{base + m * (n + 1)}], ({m}, {n + 1}))"
                 f"  # {m} neurons: {n} weights, then the bias",
-                f"    W{g} = B{g}[:, :{n}].mT",
+                f"    W{g} = _T(B{g}[:, :{n}])",
                 f"    c{g} = B{g}[:, {n}]",
             ]
         elif kind == "inputs":
@@ -532,14 +532,14 @@ class MeanCode:
         if kind == "neurons":  # one block, as the parameters lie: (m × n) weights, biases
             # (gUᵀ A and (Aᵀ gU)ᵀ are the same numbers; BLAS is faster at the one whose
             # result is wider than tall)
-            prod = f"{gname}.mT @ a{g}" if m < n else f"(a{g}.mT @ {gname}).mT"
+            prod = f"_T({gname}) @ a{g}" if m < n else f"_T(_T(a{g}) @ {gname})"
             bias = f"_xp.reshape(_xp.sum({gname}, axis=0), ({m}, 1))"
             lines.append(f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))")
             self._pieces.append((f"gW{g}", list(range(base, base + m * (n + 1)))))
         else:  # (no gradient for weights or biases that are all constants: nobody reads it)
             w = [grp.w[j][i] for i in range(n) for j in range(m)]
             if min(w) < self.n_shared_inputs:
-                lines.append(f"    gW{g} = _xp.reshape(a{g}.mT @ {gname}, (-1,))")
+                lines.append(f"    gW{g} = _xp.reshape(_T(a{g}) @ {gname}, (-1,))")
                 self._pieces.append((f"gW{g}", w))
             if min(grp.b) < self.n_shared_inputs:
                 self._pieces.append((f"_xp.sum({gname}, axis=0)", list(grp.b)))
@@ -547,7 +547,7 @@ class MeanCode:
             self.wanted[s] and not (s in self.spos and s >= self.tape.n_in) for s in grp.inputs
         ]
         if any(needs):  # (one neuron: an outer product, which BLAS does slowly, as a product)
-            ga = f"{gname} * W{g}[:, 0]" if m == 1 else f"{gname} @ W{g}.mT"
+            ga = f"{gname} * W{g}[:, 0]" if m == 1 else f"{gname} @ _T(W{g})"
             lines.append(f"    ga{g} = {ga}")
             first = self.plan.member.get(grp.inputs[0])
             if first is not None and list(grp.inputs) == list(self.plan.groups[first[0]].cols):

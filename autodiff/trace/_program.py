@@ -26,12 +26,21 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from autodiff import engine
 from autodiff.functional import chain_rule
-from autodiff.rules import RULES, Rule, pow_ieee, select_array, select_float, sigmoid_float
+from autodiff.rules import (
+    RULES,
+    Rule,
+    is_numpy,
+    pow_ieee,
+    select_array,
+    select_float,
+    sigmoid_float,
+)
 from autodiff.trace._tape import Tape
 
 __all__ = [
@@ -187,7 +196,16 @@ def helpers(xp: Any = None, mapped: Callable[..., Any] | None = None) -> dict[st
         return out
     kernels = {n: RULES[n].array for n in ("exp", "log", "sigmoid", "pow")}
     out = {f"_{n}": functools.partial(k, xp) for n, k in kernels.items() if k is not None}
-    return {"_xp": xp, **out, "_select": functools.partial(select_array, xp)}
+    return {"_xp": xp, **out, "_select": functools.partial(select_array, xp), "_T": _transpose(xp)}
+
+
+def _transpose(xp: Any) -> Callable[[Any], Any]:
+    """A matrix's transpose on `xp`: numpy 2's ``.mT`` view where there is one (a call of
+    the namespace's function costs a small step more than the view), else the
+    namespace's ``matrix_transpose``."""
+    if is_numpy(xp) and hasattr(getattr(xp, "ndarray", type(xp.asarray(0.0))), "mT"):
+        return operator.attrgetter("mT")
+    return xp.matrix_transpose  # type: ignore[no-any-return]
 
 
 # -- templates: each rule written once, as code or as a call --------------------------
