@@ -136,12 +136,13 @@ class ArrayParameters:
                 )
             if fused is not None:
                 state = self.opt.state_arrays(self.values)
-                loss, grads, values, state, finite = fused(self.values, state, self.opt.scalars())
-                if bool(finite):
+                loss, grads, values, state = fused(self.values, state, self.opt.scalars())
+                number = float(loss)  # (NaN unless every number of the step is finite)
+                if number == number:
                     self.opt.commit(state)
                     self.values, self.grads = values, grads
                     lease.newer()
-                    return float(loss)
+                    return number
             loss, grads = run(self.values)
             new = self.opt.update(self.values, grads)
             if new is None and not self.mutable:  # an optimizer of the old kind, on JAX
@@ -165,8 +166,9 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
     mean code (:meth:`~autodiff.trace.BatchedTraced.mean_function`) and
     :meth:`Optimizer.apply`, with the settings passed in (a changed lr takes effect) and
     the batch too (sharded over devices, it is run on all of them: XLA reduces the
-    gradient). It also says whether everything came out finite (else the step is taken
-    op by op)."""
+    gradient). Its loss is NaN unless every number of the step came out finite -- one
+    number to bring back to the host, which says both (a step that is not finite is
+    taken again op by op)."""
     import jax
 
     mean_and_grad = None
@@ -176,9 +178,11 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
         loss, grads = mean_and_grad(values, batch)  # type: ignore[misc]
         new_values, new_state = opt.apply(xp, values, grads, state, scalars)
         finite = xp.isfinite(loss) & xp.all(xp.isfinite(grads)) & xp.all(xp.isfinite(new_values))
-        return loss, grads, new_values, new_state, finite
+        return xp.where(finite, loss, xp.nan), grads, new_values, new_state
 
     def first(values: Any, state: Any, scalars: Any) -> Any:
+        # (the settings as one float64 array: one transfer, not one per Python float)
+        scalars = np_host.asarray(scalars, dtype=np_host.float64)
         nonlocal mean_and_grad
         if mean_and_grad is None:
             # once, untraced: the checks a trace cannot make (labels that are class
@@ -190,6 +194,7 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
             mean_and_grad = traced.mean_function(values, [data, labels])
         return jitted(values, state, scalars, [data, labels])
 
+    np_host = require("numpy", "arrays", "compile_batch_step")
     jitted = jax.jit(fused)
     first.jitted = jitted  # type: ignore[attr-defined]
     first.traces = 0  # type: ignore[attr-defined]  # how many times JAX traced it
