@@ -541,10 +541,27 @@ def wide_table(
         "Wide rows: every peer of a workload is timed in the same alternating run, from the "
         "same weights and data, float64, one thread (OpenBLAS, MKL, XLA); PyTorch runs in "
         "this process, where compile_batch_step has set keep_memory (a process-wide "
-        "allocator setting that speeds PyTorch's step too: see the keep_memory rows)."
+        "allocator setting, which acts on PyTorch's arrays too: see the keep_memory rows)."
     )
+    notes.append(gpu_note())
     if not quick:
         keep_memory_rows(rows, notes, rounds)
+
+
+def gpu_note() -> str:
+    """What this run says of the GPU rows (bench/gpu.py --wide, run where a GPU is)."""
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    if gpu:
+        return "GPU rows: this machine has a GPU; `python bench/gpu.py --wide` measures them."
+    return (
+        "GPU rows (`python bench/gpu.py --wide`: the compiled steps on PyTorch's and JAX's "
+        "device beside their own, batch 10³–10⁶): not measured -- no GPU on this machine."
+    )
 
 
 # the keep_memory rows: PyTorch's step and ours, each alone in a new process

@@ -90,3 +90,20 @@ def test_the_jitted_workloads_compute_the_hand_written_jax_steps_losses(workload
     (ours, _), (theirs, _) = pair
     for _ in range(3):
         assert ours() == pytest.approx(theirs(), rel=1e-12)
+
+
+def test_the_gpu_scripts_compiled_rows_run_here_and_say_they_are_not_gpu_rows(capsys):
+    """bench/gpu.py --wide: on a machine without a GPU every row says so (and its steps
+    agree with PyTorch's and JAX's own, which it checks before timing)."""
+    torch = oracle.torch()
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the rows are GPU rows")
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu", pathlib.Path(__file__).resolve().parent.parent / "bench" / "gpu.py"
+    )
+    gpu = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(gpu)  # type: ignore[union-attr]
+    lines = gpu.wide_rows("cpu", [40], steps=2)
+    said = "no GPU on this machine, these rows are not GPU rows"
+    assert lines and all(said in ln for ln in lines)
+    assert any("xp=torch" in ln for ln in lines)
