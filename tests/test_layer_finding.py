@@ -170,12 +170,14 @@ def test_the_multi_class_rules_get_the_score_matrix_whole_in_one_call():
         assert np.array_equal(np.stack(d_col[len(lead) :], axis=1), d_whole[-1], equal_nan=True)
 
 
-def test_one_compiled_program_runs_from_several_threads_at_once():
-    """No run rewrites what another reads: each thread gets its own batch's numbers."""
-    f = _models()["skip"]
-    weights, batch = _data(2)
+@pytest.mark.parametrize("name", ["skip", "neurons", "classes"])
+def test_one_compiled_program_runs_from_several_threads_at_once(name):
+    """No run rewrites what another reads: each thread gets its own batch's numbers (a
+    layer gathered, layers read as views, a score matrix given whole)."""
+    f = _models()[name]
+    weights, batch = _data(2, labels=name == "classes")
     traced = trace(f, [*weights, *batch[0]], batched=True)
-    batches = [_data(10 + k)[1] for k in range(6)]
+    batches = [_data(10 + k, labels=name == "classes")[1] for k in range(6)]
     alone = [
         traced.mean_value_and_grad_arrays(np.array(weights), [np.array(b, dtype=np.float64)])
         for b in batches
