@@ -67,6 +67,7 @@ from typing import Any
 
 import autodiff
 from autodiff import Value
+from autodiff.files import write_file
 from nn import losses, optim
 from nn.data import moons
 from nn.module import MLP
@@ -1043,7 +1044,7 @@ A RecursionError entry is micrograd's recursive topological sort failing.
 
 {chr(10).join(notes)}
 """
-    pathlib.Path(path).write_text(text, encoding="utf-8")
+    write_file(path, text)  # whole or not at all (a temporary name, then a rename)
 
 
 def update_readme(rows: list[tuple[str, ...]], notes: list[str]) -> None:
@@ -1056,7 +1057,7 @@ def update_readme(rows: list[tuple[str, ...]], notes: list[str]) -> None:
     block = f"{start}\n`python bench/run.py` on {machine()}, {when}:\n\n{table(rows)}\n\n"
     block += "\n".join(notes) + f"\n{end}"
     head, rest = text.split(start, 1)
-    readme.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+    write_file(readme, head + block + rest.split(end, 1)[1])
 
 
 if __name__ == "__main__":
