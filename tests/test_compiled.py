@@ -358,3 +358,18 @@ def test_the_batch_as_one_matrix_gives_the_columns_numbers_and_is_not_restacked(
     assert bits([nan_m[0], *nan_m[1]]) == bits([nan_c[0], *nan_c[1]])
     with pytest.raises(ValueError, match="column 1 must be a 1-D array"):  # 10 rows, 64 labels
         traced.mean_value_and_grad_arrays(shared, [X[:10], y])
+
+
+def test_a_model_of_one_input_trains_as_the_per_value_path():
+    """One input: the batch is an (n × 1) matrix, the one input's column (it once failed
+    with "cannot reshape array of size 10 into shape (1,1)")."""
+    xs = [[0.1 * i - 0.4] for i in range(10)]
+    ys = [0.3 * i for i in range(10)]
+    fast, slow = MLP(1, [4, 1], seed=3), MLP(1, [4, 1], seed=3)
+    opt_fast = Adam(fast.parameters(), lr=0.05)
+    opt_slow = Adam(list(reversed(slow.parameters())), lr=0.05)  # the per-Value path
+    step_fast = compile_batch_step(fast, lambda x, y: losses.mse([fast(x)], [y]), xs, ys, opt_fast)
+    step_slow = compile_batch_step(slow, lambda x, y: losses.mse([slow(x)], [y]), xs, ys, opt_slow)
+    for _ in range(5):
+        assert bits([step_fast()]) == bits([step_slow()])
+    assert bits(p.data for p in fast.parameters()) == bits(p.data for p in slow.parameters())

@@ -14,11 +14,14 @@ order), so 1e-12 relative (~4500 ulp), far below any wrong grouping's error.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from threads import run_together
 
 from autodiff import Value, dot, logsumexp, nll, pick, trace
@@ -239,3 +242,58 @@ def test_the_layers_are_a_plan_of_frozen_records_found_by_a_pure_function():
         }
         (init if fn.name == "__init__" else elsewhere.setdefault(fn.name, set())).update(names)
     assert {m: a - init for m, a in elsewhere.items() if a - init} == {}
+
+
+def _mlp_places(sizes, layout, rng):
+    """For an MLP of `sizes` (inputs first), where each weight and bias lies among the
+    shared inputs: neuron by neuron, input by input, or anywhere (a random order)."""
+    places, at = [], 0
+    for n, m in itertools.pairwise(sizes):
+        if layout == "neurons":
+            w = [[at + j * (n + 1) + i for i in range(n)] for j in range(m)]
+            b = [at + j * (n + 1) + n for j in range(m)]
+        else:  # input by input (and shuffled below)
+            w = [[at + i * m + j for i in range(n)] for j in range(m)]
+            b = [at + n * m + j for j in range(m)]
+        places.append((w, b))
+        at += m * (n + 1)
+    if layout == "shuffled":
+        order = list(range(at))
+        rng.shuffle(order)
+        places = [([[order[p] for p in ws] for ws in w], [order[p] for p in b]) for w, b in places]
+    return places, at
+
+
+@given(
+    sizes=st.lists(st.integers(1, 4), min_size=2, max_size=4),
+    layout=st.sampled_from(["neurons", "inputs", "shuffled"]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_mlp_in_any_parameter_layout_gives_eagers_mean_and_gradient(sizes, layout, seed):
+    """However the weights lie among the shared inputs -- a view of one block per layer, a
+    matrix input by input, or gathered from anywhere -- the training step's code gives
+    eager's mean and gradient (1e-12, as above), at any width, one input or one unit too."""
+    rng = random.Random(seed)
+    places, n_w = _mlp_places(sizes, layout, rng)
+    d = sizes[0]
+
+    def f(v):
+        h = v[n_w:]
+        for k, (w, b) in enumerate(places):
+            h = [dot([v[p] for p in ws], h, v[bp]) for ws, bp in zip(w, b)]
+            h = [u.relu() for u in h] if k < len(places) - 1 else h
+        return sum(h, v[n_w] * 0.0).softplus()
+
+    weights = [rng.uniform(-1, 1) for _ in range(n_w)]
+    batch = [[rng.uniform(-1, 1) for _ in range(d)] for _ in range(7)]
+    traced = trace(f, [*weights, *batch[0]], batched=True)
+    mean, grads = traced.mean_value_and_grad_arrays(np.array(weights), [np.array(batch)])
+    total, e_grads = 0.0, [0.0] * n_w
+    for sample in batch:
+        ws = [Value(w) for w in weights]
+        y = f([*ws, *(Value(x) for x in sample)])
+        y.backward()
+        total += y.data
+        e_grads = [g + w.grad for g, w in zip(e_grads, ws)]
+    assert mean == pytest.approx(total / len(batch), rel=1e-12)
+    assert grads.tolist() == pytest.approx([g / len(batch) for g in e_grads], rel=1e-12, abs=1e-15)

@@ -323,6 +323,7 @@ class BatchedTraced:
         hundred thousand.
         """
         xp = namespace([shared, *columns], self._xp)
+        columns = _one_wide(columns)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
         n_shared = self.n_inputs - sum(widths)
         if getattr(shared, "ndim", None) != 1 or int(shared.shape[0]) != n_shared:
@@ -378,13 +379,14 @@ class BatchedTraced:
         checks that the results are finite and, where they are not, takes
         :meth:`mean_value_and_grad_arrays`, which raises the engine's errors."""
         xp = namespace([shared, *columns], self._xp)
+        columns = _one_wide(columns)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
         prog = self._step_code(xp, self.n_inputs - sum(widths), widths)
         size, device = int(columns[0].shape[0]), getattr(shared, "device", None)
         prog.prepare(device)
 
         def f(values: Any, cols: Sequence[Any]) -> Any:
-            value, grads, _ = prog.run_arrays(values, cols, size, device)
+            value, grads, _ = prog.run_arrays(values, _one_wide(cols), size, device)
             mean = xp.mean(value) if hasattr(value, "shape") else value
             return mean, (xp.zeros_like(values) if grads is None else grads) + 0.0
 
@@ -392,3 +394,11 @@ class BatchedTraced:
 
     def __repr__(self) -> str:
         return f"<BatchedTraced: {self.n_inputs} inputs, {self.n_nodes} operations>"
+
+
+def _one_wide(columns: Sequence[Any]) -> list[Any]:
+    """The columns, a (batch × 1) block as the 1-D column it stands for: the code takes a
+    block of one input as that input's column (a model of one input: its data, n × 1)."""
+    return [
+        c[:, 0] if getattr(c, "ndim", None) == 2 and int(c.shape[1]) == 1 else c for c in columns
+    ]
