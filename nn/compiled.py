@@ -188,8 +188,7 @@ def _jitted(traced: Any, data: Any, labels: Any, opt: Optimizer, xp: Any) -> Any
             # once, untraced: the checks a trace cannot make (labels that are class
             # indices, the engine's errors) run on this batch before it is jitted -- on
             # numpy's copies (the same numbers; JAX op by op would cost seconds)
-            np = require("numpy", "arrays", "compile_batch_step")
-            host = [np.asarray(a, dtype=np.float64) for a in (values, data, labels)]
+            host = [np_host.asarray(a, dtype=np_host.float64) for a in (values, data, labels)]
             traced.mean_value_and_grad_arrays(host[0], host[1:])
             mean_and_grad = traced.mean_function(values, [data, labels])
         return jitted(values, state, scalars, [data, labels])
