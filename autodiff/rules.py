@@ -382,10 +382,9 @@ def _logsumexp_array(xp: Any, *zs: Any) -> Any:
     return _lse_rows(xp, _scores(xp, zs)[0])
 
 
-def _labels(xp: Any, name: str, y: Any, z: Any, check: bool = True) -> Any:
-    """The one-hot rows of the class indices y, shaped as the scores z (batch × n); with
-    `check`, ValueError naming `name` for a label that is not a class index (a row
-    with no class: not an integer, out of range or NaN)."""
+def _labels(xp: Any, y: Any, z: Any) -> Any:
+    """The one-hot rows of the class indices y, shaped as the scores z (batch × n) (checked
+    by :func:`_label_index` first)."""
     n = z.shape[-1]
     # the class numbers 0 … n−1: elsewhere than numpy made from z, to be on its device
     classes = (
@@ -393,25 +392,36 @@ def _labels(xp: Any, name: str, y: Any, z: Any, check: bool = True) -> Any:
         if is_numpy(xp)
         else xp.cumulative_sum(xp.ones_like(z[..., :1, :] if z.ndim > 1 else z), axis=-1) - 1.0
     )
-    one_hot = _arr(xp, y)[..., None] == classes
-    if check:
-        try:
-            valid = bool(xp.all(xp.any(one_hot, axis=-1)))
-        except TypeError:  # traced by jax.jit: no number to check, and the compiled step
-            valid = True  # that jits it has run this same code on its labels, untraced
-        if not valid:
-            raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
-    return one_hot
+    return _arr(xp, y)[..., None] == classes
+
+
+def _label_index(xp: Any, name: str, y: Any, z: Any) -> Any:
+    """The class indices y as integer indices into the last axis of the scores z (one per
+    row, shaped for ``take_along_axis``); ValueError naming `name` for a label that is not
+    a class index (not an integer, out of range, or NaN) -- a test on the labels alone,
+    not on a (batch × n) one-hot."""
+    y = _arr(xp, y)
+    n = z.shape[-1]
+    try:
+        valid = bool(xp.all((y == xp.floor(y)) & (y >= 0.0) & (y < float(n))))
+    except TypeError:  # traced by jax.jit: no number to check, and the compiled step
+        valid = True  # that jits it has run this same code on its labels, untraced
+    if not valid:
+        raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
+    index = xp.astype(y, xp.int64)
+    if index.shape != z.shape[:-1]:  # a label shared by the batch
+        index = xp.broadcast_to(index, z.shape[:-1])
+    return index[..., None]
 
 
 def _pick_array(xp: Any, y: Any, *zs: Any) -> Any:
     z, _ = _scores(xp, zs)
-    return _picked(xp, _labels(xp, "pick", y, z), z)
+    return _picked(xp, _label_index(xp, "pick", y, z), z)
 
 
-def _picked(xp: Any, one_hot: Any, z: Any) -> Any:
-    # each row's label's score, as it is (−0.0 and NaN too): the others are −inf
-    return xp.max(xp.where(one_hot, z, -_INF), axis=-1)
+def _picked(xp: Any, index: Any, z: Any) -> Any:
+    # each row's label's score, as it is (−0.0 and NaN too)
+    return xp.take_along_axis(z, index, axis=-1)[..., 0]
 
 
 # ----------------------------------------------------------------------------
@@ -698,7 +708,7 @@ def _logsumexp_array_local(xp: Any, *args: Any) -> tuple[Any, ...]:
 
 def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
     z, whole = _scores(xp, rest[:-1])
-    one_hot = xp.astype(_labels(xp, "pick", y, z, check=False), xp.float64)
+    one_hot = xp.astype(_labels(xp, y, z), xp.float64)
     return (xp.zeros_like(_arr(xp, y)), *_by_class(one_hot + xp.zeros_like(z), whole))
 
 
@@ -712,7 +722,7 @@ def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
     # a finite zy, NaN for an infinite one -- then the log-sum-exp shifted by the largest
     # term (≥ 0.0, the label's)
     z, _ = _scores(xp, zs)
-    zy = _picked(xp, _labels(xp, "nll", y, z), z)
+    zy = _picked(xp, _label_index(xp, "nll", y, z), z)
     d = z - zy[..., None]
     m = xp.max(d, axis=-1)
     return m + xp.log(xp.sum(xp.exp(d - m[..., None]), axis=-1))
@@ -723,7 +733,7 @@ def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
     z, whole = _scores(xp, rest[:-1])
     e = xp.exp(z - xp.max(z, axis=-1)[..., None])
     rows = e / xp.sum(e, axis=-1)[..., None]
-    rows -= xp.astype(_labels(xp, "nll", y, z, check=False), xp.float64)
+    rows -= xp.astype(_labels(xp, y, z), xp.float64)
     return (xp.zeros_like(_arr(xp, y)), *_by_class(rows, whole))
 
 
