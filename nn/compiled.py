@@ -331,8 +331,12 @@ def compile_batch_step(
     if keep_memory:
         keep_freed_memory()  # each step's arrays reuse the last one's memory
 
+    prepared: list[Callable[[Any], tuple[float, Any]]] = []  # the batch checked once
+
     def run(values: Any) -> tuple[float, Any]:  # the batch as one matrix, and its labels
-        return traced.mean_value_and_grad_arrays(values, [data, labels])  # type: ignore[no-any-return]
+        if not prepared:  # (two threads may both make it: the same function, either kept)
+            prepared.append(traced.mean_step(values, [data, labels]))
+        return prepared[0](values)
 
     # under JAX, the whole step jitted -- for an optimizer that has its step as a pure
     # function (apply); one that only updates in place takes the op-by-op path (and is

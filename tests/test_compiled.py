@@ -124,6 +124,15 @@ def test_no_dead_lines_and_inputs_checked_per_array():
         traced.mean_value_and_grad_arrays(shared, [c[:0] for c in columns])
     with pytest.raises(TypeError, match="arrays must be float64"):
         traced.mean_value_and_grad_arrays(shared.astype(np.float32), columns)
+    # the batch checked once (mean_step): each call the same numbers, its array checked
+    run = traced.mean_step(shared, columns)
+    for scale in (1.0, 0.5):
+        got_mean, got = run(shared * scale)
+        want_mean, want = traced.mean_value_and_grad_arrays(shared * scale, columns)
+        assert got_mean == want_mean and bits(got) == bits(want)
+    for wrong in (shared[:-1], shared.astype(np.float32), shared.reshape(1, -1)):
+        with pytest.raises(ValueError, match="shared inputs as one 1-D float64 array"):
+            run(wrong)
 
 
 def test_a_nan_in_the_batch_takes_the_exact_path():

@@ -318,10 +318,18 @@ class BatchedTraced:
         batch's length, or 2-D ones (batch × k) standing for k consecutive inputs -- the
         data as one matrix, used as it is (the first layer's product reads it; nothing is
         stacked per step). Returns the mean and the shared inputs' gradient as one array;
-        no gradient is computed for the per-sample inputs. Each array is checked once --
-        not each number -- so a step costs the same Python work for ten weights or a
-        hundred thousand.
+        no gradient is computed for the per-sample inputs. :meth:`mean_step` with these
+        columns, called once.
         """
+        return self.mean_step(shared, columns)(shared)
+
+    def mean_step(self, shared: Any, columns: Sequence[Any]) -> Callable[[Any], tuple[float, Any]]:
+        """:meth:`mean_value_and_grad_arrays` for one batch, checked once: `columns` (the
+        batch, as there) and the shape of `shared` are checked and the code found now; the
+        function returned takes the shared inputs -- a 1-D float64 array shaped as
+        `shared`, on its device -- and gives the mean and the gradient, as that method
+        does. A training loop over a fixed batch pays for the checks of its arrays once,
+        not at every step; each step checks only that its array is of that shape."""
         xp = namespace([shared, *columns], self._xp)
         columns = _one_wide(columns)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
@@ -347,29 +355,36 @@ class BatchedTraced:
                 raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
         device = getattr(shared, "device", None)
         prog = self._step_code(xp, n_shared, widths)  # only the shared gradients, the data as given
+        shape = tuple(shared.shape)
+        kw = {} if device is None or self._np_like(xp) else {"device": device}
 
-        def args() -> list[Any]:  # for the error path only: one float per shared input,
-            cols: list[Any] = []  # one 1-D array per per-sample input
-            for c in columns:
-                cols += [c] if c.ndim == 1 else [c[:, j] for j in range(int(c.shape[1]))]
-            return [*to_list(shared, xp), *cols]
+        def step(values: Any) -> tuple[float, Any]:
+            if tuple(values.shape) != shape or values.dtype != xp.float64:
+                raise ValueError(
+                    f"BatchedTraced: expected the {n_shared} shared inputs as one 1-D float64 "
+                    f"array, got shape {tuple(values.shape)} of {values.dtype}"
+                )
 
-        value, grads, _ = self._guard(
-            lambda loud: prog.run_arrays(shared, columns, size, device), args, size, xp
-        )
-        self._check_values(value, args, size, xp)
-        mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)
-        if grads is None:
-            grads = xp.zeros_like(shared)
-        elif not (math.isfinite(mean) and bool(xp.all(xp.isfinite(grads)))):
-            mean, slow = self.mean_value_and_grad(args())  # NaN or inf: the exact way
-            grads = xp.asarray(
-                slow[:n_shared],
-                dtype=xp.float64,
-                **({} if device is None or self._np_like(xp) else {"device": device}),
+            def args() -> list[Any]:  # for the error path only: one float per shared input,
+                cols: list[Any] = []  # one 1-D array per per-sample input
+                for c in columns:
+                    cols += [c] if c.ndim == 1 else [c[:, j] for j in range(int(c.shape[1]))]
+                return [*to_list(values, xp), *cols]
+
+            value, grads, _ = self._guard(
+                lambda loud: prog.run_arrays(values, columns, size, device), args, size, xp
             )
-        grads += 0.0  # a zero gradient is +0.0, as backward's (the array is the step's own)
-        return mean, grads
+            self._check_values(value, args, size, xp)
+            mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)
+            if grads is None:
+                grads = xp.zeros_like(values)
+            elif not (math.isfinite(mean) and bool(xp.all(xp.isfinite(grads)))):
+                mean, slow = self.mean_value_and_grad(args())  # NaN or inf: the exact way
+                grads = xp.asarray(slow[:n_shared], dtype=xp.float64, **kw)
+            grads += 0.0  # a zero gradient is +0.0, as backward's (the array is the step's own)
+            return mean, grads
+
+        return step
 
     def mean_function(self, shared: Any, columns: Sequence[Any]) -> Callable[..., Any]:
         """The code of :meth:`mean_value_and_grad_arrays` for arrays shaped as `shared` and
