@@ -20,8 +20,9 @@ forward + backward + SGD step):
 * wide networks with Adam (MLP 2-256-256-1 logistic, 64-512-10, 784-256-256-10,
   64-2048-10 and 64-32-10 cross-entropy at batch 1,000; 64-32-10 at batch 32 and
   2-16-16-1 at batch 10), every peer side by side in one alternating run from the same
-  weights and data, float64, one thread each: this project's numpy step, PyTorch eager,
-  torch.compile, a hand-written jax.jit step and this project's step under jax.jit,
+  weights and data, float64, one thread each: this project's numpy step, the same step
+  written by hand in numpy (numpy's own ceiling), PyTorch eager, torch.compile, a
+  hand-written jax.jit step and this project's step under jax.jit,
   first steps (compiles) included; then PyTorch's step and ours each alone in a new
   process, with the keep_memory allocator setting off and on;
 * the whole ``python -m nn.digits`` main job, as a new process.
@@ -421,6 +422,21 @@ def jax_steps(
     return (ours, ours_cold), (theirs, theirs_cold)
 
 
+def numpy_step(
+    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
+) -> Callable[[], float]:
+    """The wide workload's step written by hand in numpy (bench/numpy_reference.py), from
+    the same weights and data as this project's: what numpy alone does on this machine."""
+    from numpy_reference import adam_step as numpy_adam_step
+
+    model, xs, ys, _, _ = wide_setup(nin, sizes, classes, n, seed)
+    W = [
+        [[nr.w[i].data for nr in layer.neurons] for i in range(layer.nin)] for layer in model.layers
+    ]
+    b = [[nr.b.data for nr in layer.neurons] for layer in model.layers]
+    return numpy_adam_step(W, b, xs, ys, classes, 1e-3)
+
+
 def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[], float]:
     """Trace + compile + the first step of a wide workload (the model and data made before)."""
     model, xs, ys, loss, opt = wide_setup(nin, sizes, classes)
@@ -479,10 +495,11 @@ def wide_table(
     rows: list[tuple[str, ...]], notes: list[str], rounds: int, quick: bool = False
 ) -> None:
     """The wide workloads (WIDE), each with every peer side by side in one alternating
-    run: this project's numpy step, PyTorch eager, torch.compile, a hand-written jax.jit
-    step and this project's step under jax.jit -- all from the same weights and data,
-    their first losses checked equal first."""
+    run: this project's numpy step, the same step written by hand in numpy, PyTorch eager,
+    torch.compile, a hand-written jax.jit step and this project's step under jax.jit --
+    all from the same weights and data, their first losses checked equal first."""
     for name, nin, sizes, classes, n in WIDE:
+        start = len(rows)
         ours, theirs = wide_steps(nin, sizes, classes, n)
         t = time.perf_counter()
         first = ours()
@@ -490,7 +507,8 @@ def wide_table(
         t = time.perf_counter()
         ours()
         once = time.perf_counter() - t  # one step, for the size of a timed block
-        cases: dict[str, Callable[[], float]] = {"a": ours}
+        cases: dict[str, Callable[[], float]] = {"a": ours, "n": numpy_step(nin, sizes, classes, n)}
+        assert abs(first - cases["n"]()) <= 1e-12 * abs(first), f"{name}: numpy's loss"
         if theirs is not None:
             assert abs(first - theirs()) <= 1e-12 * abs(first), f"{name}: a different loss"
             cases["t"] = theirs
@@ -509,9 +527,15 @@ def wide_table(
             rows.append(torch_row(f"{head}: numpy step vs PyTorch eager", res, k, "PyTorch eager"))
         else:
             rows.append((f"{head}: numpy step (PyTorch not installed)", "—", "—", "—", "ms"))
+        rows.append(torch_row("  numpy step vs hand-written numpy", res, k, "numpy", "a", "n"))
         if "j" in res:
             rows.append(
                 torch_row("  numpy step vs hand-written jax.jit", res, k, "jax.jit", "a", "j")
+            )
+            rows.append(
+                torch_row(
+                    "  hand-written numpy vs hand-written jax.jit", res, k, "jax.jit", "n", "j"
+                )
             )
         if "tc" in res:
             rows.append(
@@ -536,7 +560,7 @@ def wide_table(
                 "ms",
             )
         )
-        for row in rows[-5:]:
+        for row in rows[start:]:
             print(row)
     notes.append(
         "Wide rows: every peer of a workload is timed in the same alternating run, from the "

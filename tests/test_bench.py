@@ -79,6 +79,20 @@ def test_the_wide_workloads_compute_pytorchs_losses(workload):
 
 
 @pytest.mark.parametrize("workload", range(len(bench.WIDE)))
+def test_the_hand_written_numpy_step_computes_the_same_losses(workload):
+    """The bench's "hand-written numpy" peer is the same training: this project's losses,
+    step after step (1e-12: numpy's own sums), and Adam's update as ours rounds it."""
+    pytest.importorskip("numpy")
+    _, nin, sizes, classes, _ = bench.WIDE[workload]
+    sizes = [min(s, 24) for s in sizes]
+    model, xs, ys, loss, opt = bench.wide_setup(nin, sizes, classes, 40)
+    ours = bench.compile_batch_step(model, loss, xs, ys, opt)
+    theirs = bench.numpy_step(nin, sizes, classes, n=40)
+    for _ in range(5):
+        assert ours() == pytest.approx(theirs(), rel=1e-12)
+
+
+@pytest.mark.parametrize("workload", range(len(bench.WIDE)))
 def test_the_jitted_workloads_compute_the_hand_written_jax_steps_losses(workload):
     """The bench's jax.jit rows compare like with like: this project's jitted step and the
     hand-written one give the same losses, step after step (1e-12: XLA's own reductions)."""
