@@ -289,9 +289,9 @@ def test_the_vectorized_terms_are_the_adjoint_statements_terms(g: Graph):
 
 @given(graphs())
 def test_a_gradients_terms_read_without_the_statements_are_the_statements(g: Graph):
-    """Program.terms_of and local_order let the batched mean read a few gradients' terms
-    (with their ±1 shortcuts) without making every statement of a large program: pinned
-    to the statements, term by term, shortcut by shortcut."""
+    """Program.terms_of, unit and local_order let the batched mean read a few gradients'
+    terms (with their ±1 shortcuts) without making every statement of a large program:
+    pinned to the statements, term by term, shortcut by shortcut."""
     try:
         program = trace(g, g.point, mode="lines").program
     except (OverflowError, ValueError, ZeroDivisionError):
@@ -302,4 +302,6 @@ def test_a_gradients_terms_read_without_the_statements_are_the_statements(g: Gra
     for stmt in statements:
         if isinstance(stmt, Grad):
             assert fresh.terms_of(stmt.slot) == list(stmt.terms), stmt.slot
+            for c, k, u in stmt.terms:  # one term's shortcut, by itself, as the statement's
+                assert fresh.unit(c, k) == u and program.unit(c, k) == u, (c, k)
     assert fresh._adjoints is None  # and none were made for it

@@ -240,9 +240,16 @@ class GroupedCode:
         base[eff] = self.eptr[:-1]
         # a folded chain's terms: the edge of (+ node, input k) at [2·node + k]
         chained = np.full(2 * len(tape.op), -1, dtype=np.intp)
-        for i, edges in self.chain_edges.items():
-            nodes = np.fromiter(itertools.chain.from_iterable(edges), np.intp, 2 * len(edges))
-            chained[2 * nodes[0::2] + nodes[1::2]] = self.eptr[i] + np.arange(len(edges))
+        if self.chain_edges:  # (all chains at once: a sum per sample is thousands of chains)
+            lens = np.fromiter(map(len, self.chain_edges.values()), np.intp, len(self.chain_edges))
+            total = int(lens.sum())
+            flat = itertools.chain.from_iterable(
+                itertools.chain.from_iterable(self.chain_edges.values())
+            )
+            nodes = np.fromiter(flat, np.intp, 2 * total)
+            firsts = self.eptr[np.fromiter(self.chain_edges, np.intp, len(lens))]
+            offset = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+            chained[2 * nodes[0::2] + nodes[1::2]] = np.repeat(firsts, lens) + offset
         parents, count, users, ks = self.program.term_arrays(np)
         absorbed = np.frombuffer(bytes(self.absorbed), dtype=np.uint8).astype(bool)
         kept = ~absorbed[parents]

@@ -482,13 +482,9 @@ class MeanCode:
             operands = [self._value(p) for p in a] + [ArraySym(f"v{s}")]
             locals_ = self._locals(self.tape.op[s], operands, lines)
         for k, (parent, d) in enumerate(zip(a, locals_)):
-            unit = self._unit(s, k, parent)
+            unit = self.program.unit(s, k)
             term = gs if unit == 1.0 else -gs if unit == -1.0 else gs._operand(d) * gs
             self._contribute(parent, term.code, self.varies[s], ((s, k),))
-
-    def _unit(self, s: int, k: int, parent: int) -> float | None:
-        """The program's ±1 shortcut for the term of input k of slot s (None: none)."""
-        return next((u for c, j, u in self.program.terms_of(parent) if (c, j) == (s, k)), None)
 
     def _backward_group(self, g: int, lines: list[str]) -> None:
         grp, name = self.plan.groups[g], self._gname(g)
@@ -680,11 +676,12 @@ class MeanCode:
             cached = {
                 name: xp.asarray(v, dtype=xp.int64, **kw) for name, v in self._index_lists.items()
             }
-            # _ipos: for each shared input, the places of its gradient pieces in _flat (padded
-            # with the index of a trailing 0.0), so that a tied weight's pieces are summed
-            cached["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
-            cached["_nshared"] = self.n_shared_inputs
-            cached["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
+            if "_ipos" in self.source:  # (the pieces concatenated and summed: not tiled)
+                # _ipos: for each shared input, the places of its gradient pieces in _flat
+                # (padded with the index of a trailing 0.0): a tied weight's pieces summed
+                cached["_ipos"] = xp.asarray(self._piece_positions(), dtype=xp.int64, **kw)
+                cached["_nshared"] = self.n_shared_inputs
+                cached["_zero1"] = xp.zeros(1, dtype=xp.float64, **kw)
             cached["_K"] = xp.asarray(self.consts, dtype=xp.float64, **kw)
             self._index_cache[key] = cached
         return cached  # type: ignore[no-any-return]

@@ -477,9 +477,16 @@ class Program:
         pos[np.asarray(tape.order, dtype=np.intp)] = np.arange(len(tape.order))
         keep = needs[user] & needs[parent]
         user, k, parent = user[keep], k[keep], parent[keep]
-        order = np.lexsort((k, pos[user], pos[parent]))
+        # by the parent's place in backward's order, then the user's, then k: one integer
+        # key where it fits in 63 bits (one sort), else three keys
+        width = int(nargs.max()) + 1 if n else 1
+        if (n * n * width).bit_length() < 63:
+            order = np.argsort((pos[parent] * n + pos[user]) * width + k, kind="stable")
+        else:  # pragma: no cover - graphs of ~10⁹ nodes
+            order = np.lexsort((k, pos[user], pos[parent]))
         user, k, parent = user[order], k[order], parent[order]
-        _, first, counts = np.unique(pos[parent], return_index=True, return_counts=True)
+        first = np.flatnonzero(np.diff(parent, prepend=-1))  # (sorted: a parent's terms in a row)
+        counts = np.diff(first, append=len(parent))
         return parent[first], counts, user, k
 
     @property
@@ -515,6 +522,15 @@ class Program:
         index, users, ks = self._terms
         a, m = index.get(slot, (0, 0))
         return [(users[i], ks[i], self._unit(users[i], ks[i])) for i in range(a, a + m)]
+
+    def unit(self, c: int, k: int) -> float | None:
+        """The ±1 shortcut of the term of input k of slot c in its parent's gradient, as the
+        adjoint statements have it: read off them where they are made (or edited), else by
+        their rule (:meth:`_unit`) -- without making every term of a large program."""
+        if self._adjoints is not None:
+            parent = self.tape.args[c][k]
+            return next((u for d, j, u in self.terms_of(parent) if (d, j) == (c, k)), None)
+        return self._unit(c, k)
 
     def _unit(self, c: int, k: int) -> float | None:
         """1.0 or −1.0 when input k's local derivative in slot c is exactly that (a constant,
