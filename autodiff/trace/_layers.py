@@ -529,7 +529,7 @@ class MeanCode:
             # (gUᵀ A and (Aᵀ gU)ᵀ are the same numbers; BLAS is faster at the one whose
             # result is wider than tall)
             prod = f"_T({gname}) @ a{g}" if m < n else f"_T(_T(a{g}) @ {gname})"
-            bias = f"_xp.reshape({self._batch_sum(gname)}, ({m}, 1))"
+            bias = f"_xp.reshape(_colsum({gname}), ({m}, 1))"
             lines.append(f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))")
             self._pieces.append((f"gW{g}", list(range(base, base + m * (n + 1)))))
         else:  # (no gradient for weights or biases that are all constants: nobody reads it)
@@ -538,7 +538,7 @@ class MeanCode:
                 lines.append(f"    gW{g} = _xp.reshape(_T(a{g}) @ {gname}, (-1,))")
                 self._pieces.append((f"gW{g}", w))
             if min(grp.b) < self.n_shared_inputs:
-                self._pieces.append((self._batch_sum(gname), list(grp.b)))
+                self._pieces.append((f"_colsum({gname})", list(grp.b)))
         needs = [
             self.wanted[s] and not (s in self.spos and s >= self.tape.n_in) for s in grp.inputs
         ]
@@ -554,14 +554,6 @@ class MeanCode:
                         edges = tuple((c, self._x_input(c, i)) for c in grp.cols)
                         self._contribute(s, f"ga{g}[:, {i}]", True, edges)
 
-    def _batch_sum(self, gname: str) -> str:
-        """The sum over the batch of each column of the matrix `gname` (a layer's bias
-        gradient): as a product with a vector of ones (``_ones``, made once per call from
-        the seed), which BLAS does 2-5x faster than numpy's sum down the rows."""
-        if not self.varies[self.tape.root]:  # (no seed of the batch's length)
-            return f"_xp.sum({gname}, axis=0)"
-        return f"_ones @ {gname}"
-
     def _x_input(self, c: int, i: int) -> int:
         """Which input of the dot node c is its layer's input i (the x half, or the first
         half of a dot written inputs first)."""
@@ -576,12 +568,9 @@ class MeanCode:
         per_sample = [i for i in range(self.tape.n_in) if self.mask[i]]
         root = self._value(self.tape.root).code
         seed = f"_xp.full_like({root}, 1.0 / _n)" if self.varies[self.tape.root] else "1.0"
-        used = any("_ones @" in code for code in [*bwd, *(p for p, _ in self._pieces)])
-        ones = ["    _ones = _xp.ones_like(_seed)"] if used else []
         body = [
             *fwd,
             f"    _seed = {seed}",
-            *ones,
             "    with _quiet():",
             *("    " + ln for ln in bwd),
         ]

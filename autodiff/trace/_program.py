@@ -196,7 +196,23 @@ def helpers(xp: Any = None, mapped: Callable[..., Any] | None = None) -> dict[st
         return out
     kernels = {n: RULES[n].array for n in ("exp", "log", "sigmoid", "pow")}
     out = {f"_{n}": functools.partial(k, xp) for n, k in kernels.items() if k is not None}
-    return {"_xp": xp, **out, "_select": functools.partial(select_array, xp), "_T": _transpose(xp)}
+    return {
+        "_xp": xp,
+        **out,
+        "_select": functools.partial(select_array, xp),
+        "_T": _transpose(xp),
+        "_colsum": _column_sums(xp),
+    }
+
+
+def _column_sums(xp: Any) -> Callable[[Any], Any]:
+    """The sums down the columns of a matrix (a layer's bias gradient, over the batch): on
+    numpy a product with a vector of ones, which BLAS does 2-5x faster than numpy's sum
+    down the rows; elsewhere the namespace's sum, which a compiler such as XLA fuses into
+    the pass that made the matrix (a product could not be fused)."""
+    if is_numpy(xp):
+        return lambda g: xp.ones(g.shape[0], dtype=g.dtype) @ g
+    return functools.partial(xp.sum, axis=0)
 
 
 def _transpose(xp: Any) -> Callable[[Any], Any]:
