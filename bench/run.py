@@ -46,12 +46,14 @@ from __future__ import annotations
 import os
 
 # one thread each: numpy's BLAS and PyTorch alike (set before either is imported), and
-# JAX's XLA on the CPU (before it is imported)
+# JAX's XLA on the CPU (before it is imported). XLA's CPU runtime still splits a large
+# matrix product over a pool of its own, sized from the CPUs it may use (measured here: a
+# 1000×784 @ 784×256 product, 4.6 ms of wall time for 8.5 ms of CPU time on 2 cores), so
+# main() pins the whole run -- the new processes it starts too -- to one CPU (pin_one_cpu):
+# every peer then gets the same one core, as the issue's table was measured.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
-os.environ.setdefault(
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-)
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 import argparse
 import gc
@@ -521,8 +523,14 @@ def wide_table(
             assert abs(first - compiled[2]) <= 1e-12 * abs(first), f"{name}: torch.compile's loss"
             cases["tc"] = compiled[0]
         k = max(3, min(100, round(0.03 / max(once, 1e-5))))  # steps per block: ~30 ms
+        wall, cpu = time.perf_counter(), time.process_time()
         res = side_by_side({key: in_blocks(f, k) for key, f in cases.items()}, rounds)
-        head = f"{name}, batch {n}, Adam (CPU, float64, 1 thread, blocks of {k})"
+        busy = (time.process_time() - cpu) / (time.perf_counter() - wall)  # cores kept busy
+        core = "1 core" if PINNED is not None else "not pinned"
+        head = (
+            f"{name}, batch {n}, Adam (CPU, float64, 1 thread, {core}: CPU/wall time "
+            f"{busy:.2f}, blocks of {k})"
+        )
         if "t" in res:
             rows.append(torch_row(f"{head}: numpy step vs PyTorch eager", res, k, "PyTorch eager"))
         else:
@@ -564,7 +572,12 @@ def wide_table(
             print(row)
     notes.append(
         "Wide rows: every peer of a workload is timed in the same alternating run, from the "
-        "same weights and data, float64, one thread (OpenBLAS, MKL, XLA); PyTorch runs in "
+        "same weights and data, float64, one thread (OpenBLAS, MKL, XLA), the whole run "
+        "pinned to one CPU (sched_setaffinity: XLA's CPU runtime otherwise splits a large "
+        "matrix product over every core it may use, whatever its flags say -- on this 2-core "
+        "machine that halved JAX's time on the 784-wide product); CPU/wall time in each "
+        "heading is the process's CPU time over the wall time of the timed rounds, 1.00 for "
+        "one busy core. PyTorch runs in "
         "this process, where compile_batch_step has set keep_memory (a process-wide "
         "allocator setting, which acts on PyTorch's arrays too: see the keep_memory rows)."
     )
@@ -799,12 +812,26 @@ def wide(V: Any, n: int, tree: bool) -> Callable[[], Any]:
 # -- the run -----------------------------------------------------------------------------------
 
 
+PINNED: int | None = None  # the CPU this run is pinned to, once main() has pinned it
+
+
+def pin_one_cpu() -> int | None:
+    """Pin this process (and the processes it starts) to one CPU, the lowest it may use;
+    the CPU, or None where the platform cannot pin (not Linux)."""
+    global PINNED
+    if hasattr(os, "sched_setaffinity"):
+        PINNED = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {PINNED})
+    return PINNED
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="autodiff vs micrograd, side by side")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (for a smoke run)")
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args(argv)
+    pin_one_cpu()
     rounds = 3 if args.quick else 9
     steps_flat = 100 if args.quick else 1000
     rows: list[tuple[str, ...]] = []

@@ -121,3 +121,31 @@ def test_the_gpu_scripts_compiled_rows_run_here_and_say_they_are_not_gpu_rows(ca
     said = "no GPU on this machine, these rows are not GPU rows"
     assert lines and all(said in ln for ln in lines)
     assert any("xp=torch" in ln for ln in lines)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="Linux only")
+def test_the_bench_pins_itself_and_the_processes_it_starts_to_one_cpu():
+    """XLA splits a large product over every CPU it may use, whatever its flags say, so
+    the bench pins its run to one CPU (and its new processes inherit that): the pytest
+    process itself is left alone (the pinning happens in a new process here)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, os, subprocess, sys\n"
+        f"spec = importlib.util.spec_from_file_location('b', {str(SPEC.origin)!r})\n"
+        "b = importlib.util.module_from_spec(spec); spec.loader.exec_module(b)\n"
+        "before = len(os.sched_getaffinity(0))\n"
+        "cpu = b.pin_one_cpu()\n"
+        "child = subprocess.run([sys.executable, '-c', "
+        "'import os; print(sorted(os.sched_getaffinity(0)))'], capture_output=True, text=True)\n"
+        "print(before, cpu, sorted(os.sched_getaffinity(0)), child.stdout.strip())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split(" ", 2)
+    cpu = min(os.sched_getaffinity(0))
+    assert out[1] == str(cpu)
+    assert out[2].strip() == f"[{cpu}] [{cpu}]"  # the run, and a process it starts
+    assert len(os.sched_getaffinity(0)) == int(out[0])  # importing the bench pins nothing
