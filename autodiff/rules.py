@@ -370,29 +370,17 @@ def _by_class(rows: Any, whole: bool) -> tuple[Any, ...]:
 
 def _lse_rows(xp: Any, z: Any) -> Any:
     # log Σ e^z along each row, shifted by its largest z (as _logsumexp_float, NaN and ±inf
-    # alike)
-    m = xp.max(z, axis=-1)
+    # alike); class by class (_by_score)
+    zc = _by_score(xp, z)
+    m = xp.max(zc, axis=0)
     finite = xp.isfinite(m)
     shift = xp.where(finite, m, 0.0)
-    total = xp.sum(xp.exp(z - shift[..., None]), axis=-1)
+    total = xp.sum(xp.exp(zc - shift), axis=0)
     return xp.where(finite, shift + xp.log(total), m)
 
 
 def _logsumexp_array(xp: Any, *zs: Any) -> Any:
     return _lse_rows(xp, _scores(xp, zs)[0])
-
-
-def _labels(xp: Any, y: Any, z: Any) -> Any:
-    """The one-hot rows of the class indices y, shaped as the scores z (batch × n) (checked
-    by :func:`_label_index` first)."""
-    n = z.shape[-1]
-    # the class numbers 0 … n−1: elsewhere than numpy made from z, to be on its device
-    classes = (
-        xp.arange(n, dtype=xp.float64)
-        if is_numpy(xp)
-        else xp.cumulative_sum(xp.ones_like(z[..., :1, :] if z.ndim > 1 else z), axis=-1) - 1.0
-    )
-    return _arr(xp, y)[..., None] == classes
 
 
 def _class_numbers(xp: Any, zc: Any) -> Any:
@@ -706,20 +694,25 @@ def _pow_array_local(xp: Any, a: Any, b: Any, out: Any) -> tuple[Any, Any]:
 
 
 def _logsumexp_array_local(xp: Any, *args: Any) -> tuple[Any, ...]:
-    # the softmax, shifted by the largest z (as _logsumexp_local)
+    # the softmax, shifted by the largest z (as _logsumexp_local); class by class
+    # (_by_score), handed back in the scores' shape
     z, whole = _scores(xp, args[:-1])
+    zc = _by_score(xp, z)
     out = _arr(xp, args[-1])
-    m = xp.max(z, axis=-1)
-    finite = xp.isfinite(m)[..., None]
-    e = xp.exp(z - xp.where(finite, m[..., None], 0.0))
-    soft = e / xp.sum(e, axis=-1)[..., None]
-    return _by_class(xp.where(finite, soft, xp.exp(z - out[..., None])), whole)
+    m = xp.max(zc, axis=0)
+    finite = xp.isfinite(m)
+    e = xp.exp(zc - xp.where(finite, m, 0.0))
+    soft = xp.where(finite, e / xp.sum(e, axis=0), xp.exp(zc - out))
+    return _by_class(_by_row(xp, soft), whole)
 
 
 def _pick_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
+    # one-hot rows of the labels (checked by the forward, _label_index): nll's class
+    # numbers (made from the scores seen class by class), laid along each row
     z, whole = _scores(xp, rest[:-1])
-    one_hot = xp.astype(_labels(xp, y, z), xp.float64)
-    return (xp.zeros_like(_arr(xp, y)), *_by_class(one_hot + xp.zeros_like(z), whole))
+    classes = _by_row(xp, _class_numbers(xp, _by_row(xp, z)))  # (1 × k), or (k,) for one row
+    one_hot = xp.astype(_arr(xp, y)[..., None] == classes, xp.float64) + xp.zeros_like(z)
+    return (xp.zeros_like(_arr(xp, y)), *_by_class(one_hot, whole))
 
 
 # The two nll kernels are _nll_float and _nll_local wherever the loss is finite, and
@@ -737,6 +730,12 @@ def _by_score(xp: Any, z: Any) -> Any:
         return z
     k, b = z.shape[-1], z.shape[0]
     return xp.reshape(xp.reshape(xp.matrix_transpose(z), (-1,)), (k, b))  # (a copy, C order)
+
+
+def _by_row(xp: Any, zc: Any) -> Any:
+    """Class-by-class numbers (:func:`_by_score`) back in the scores' (batch × classes)
+    shape, and the other way: a transposed view, no copy (1-D: as it is)."""
+    return xp.matrix_transpose(zc) if zc.ndim == 2 else zc
 
 
 def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
@@ -758,8 +757,7 @@ def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
     e = xp.exp(zc - xp.max(zc, axis=0))
     rows = e / xp.sum(e, axis=0)
     rows -= xp.astype(_class_numbers(xp, zc) == _arr(xp, y), xp.float64)
-    rows = xp.matrix_transpose(rows) if rows.ndim == 2 else rows
-    return (xp.zeros_like(_arr(xp, y)), *_by_class(rows, whole))
+    return (xp.zeros_like(_arr(xp, y)), *_by_class(_by_row(xp, rows), whole))
 
 
 #: name -> Rule. The op name stored on a node is the key here.
