@@ -524,7 +524,9 @@ def wide_table(
             cases["tc"] = compiled[0]
         k = max(3, min(100, round(0.03 / max(once, 1e-5))))  # steps per block: ~30 ms
         wall, cpu = time.perf_counter(), time.process_time()
-        res = side_by_side({key: in_blocks(f, k) for key, f in cases.items()}, rounds)
+        # three times the rounds of the other rows: on a shared machine one slow round in
+        # nine moves a median by 10-20 %
+        res = side_by_side({key: in_blocks(f, k) for key, f in cases.items()}, 3 * rounds)
         busy = (time.process_time() - cpu) / (time.perf_counter() - wall)  # cores kept busy
         core = "1 core" if PINNED is not None else "not pinned"
         head = (
@@ -571,11 +573,12 @@ def wide_table(
         for row in rows[start:]:
             print(row)
     notes.append(
-        "Wide rows: every peer of a workload is timed in the same alternating run, from the "
+        f"Wide rows: every peer of a workload is timed in the same alternating run ({3 * rounds} "
+        "rounds of a block of steps each), from the "
         "same weights and data, float64, one thread (OpenBLAS, MKL, XLA), the whole run "
         "pinned to one CPU (sched_setaffinity: XLA's CPU runtime otherwise splits a large "
         "matrix product over every core it may use, whatever its flags say -- on this 2-core "
-        "machine that halved JAX's time on the 784-wide product); CPU/wall time in each "
+        "machine that took a 1000×784 @ 784×256 product from 7.8 to 4.6 ms); CPU/wall time in each "
         "heading is the process's CPU time over the wall time of the timed rounds, 1.00 for "
         "one busy core. PyTorch runs in "
         "this process, where compile_batch_step has set keep_memory (a process-wide "
