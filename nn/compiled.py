@@ -314,12 +314,13 @@ def compile_batch_step(
 
     if [id(p) for p in opt.params] != [id(p) for p in params]:
         # an optimizer over other parameters, or in another order: set each .grad, step
-        columns = [data[:, k] for k in range(d)] + [labels]
+        # (the gradient from the same code as an array step's)
 
         def step_values() -> float:
-            loss, grads = traced.mean_value_and_grad([*(p.data for p in params), *columns])
-            for p, g in zip(params, grads[:n]):
-                p.grad = g
+            values = xp.asarray([p.data for p in params], dtype=xp.float64, **kw)
+            loss, grads = traced.mean_value_and_grad_arrays(values, [data, labels])
+            for p, g in zip(params, grads.tolist() if hasattr(grads, "tolist") else grads):
+                p.grad = float(g)
             opt.step()
             return loss
 

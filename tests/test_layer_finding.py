@@ -291,3 +291,43 @@ def test_any_mlp_in_any_parameter_layout_gives_eagers_mean_and_gradient(sizes, l
     e_mean, e_grads = _eager(f, weights, batch)
     assert mean == pytest.approx(e_mean, rel=1e-12)
     assert grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+
+
+def test_a_layer_over_the_data_takes_its_biases_in_the_product():
+    """On numpy a layer of neurons over the whole batch reads [X 1] -- the data with a
+    column of ones, appended once per batch -- so its biases come with the product (no pass
+    adding them) and ``gUᵀ @ [X 1]`` is its weights' and biases' gradient as they lie (no
+    sum, no concatenation). The data read elsewhere (a skip) is a view of [X 1]; the batch
+    as a matrix or as columns gives the same bits; the numbers and the data's per-sample
+    gradient are eager's (1e-12, as above)."""
+
+    def f(v):  # an MLP's first layer (neuron by neuron), and a skip from the data
+        w, x = v[:N_W], v[N_W:]
+        h = [dot(w[0:3], x, w[3]).tanh(), dot(w[4:7], x, w[7]).tanh()]
+        return (dot(w[8:10], h, w[10]) + x[1] * w[11]).softplus()
+
+    weights, batch = _data(4)
+    traced = trace(f, [*weights, *batch[0]], batched=True)
+    X = np.array(batch, dtype=np.float64)
+    columns = [X[:, k].copy() for k in range(3)]
+    mean, grads = traced.mean_value_and_grad_arrays(np.array(weights), [X])
+    e_mean, e_grads = _eager(f, weights, batch)
+    assert mean == pytest.approx(e_mean, rel=1e-12)
+    assert grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+    by_cols = traced.mean_value_and_grad_arrays(np.array(weights), columns)
+    assert by_cols[0] == mean and by_cols[1].tobytes() == grads.tobytes()
+    (step,) = [p for k, p in traced._programs.items() if k[0] == "mean" and max(k[-1]) == 3]
+    source = step.source
+    assert "def mean_value_and_grad(P, _n, X0e)" in source
+    assert "u0 = a0 @ _T(B0)" in source and "u0 +=" not in source
+    assert "X0 = X0e[:, :3]" in source and "_colsum(gu0)" not in source
+    # the code that also gives the data's gradient: the columns stacked with ones
+    every = traced.mean_source([*weights, *columns])
+    assert "a0 = _xp.stack([x12, x13, x14, _xp.ones_like(x12)], axis=1)" in every
+    mean2, all_grads = traced.mean_value_and_grad([*weights, *columns])
+    assert mean2 == mean
+    for s, sample in enumerate(batch):  # ∂(mean)/∂x of each sample: ∂f/∂x / n
+        xs = [Value(x) for x in sample]
+        f([*(Value(w) for w in weights), *xs]).backward()
+        got = [float(all_grads[N_W + k][s]) for k in range(3)]
+        assert got == pytest.approx([x.grad / len(batch) for x in xs], rel=1e-12, abs=1e-15)

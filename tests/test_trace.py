@@ -444,7 +444,8 @@ def test_the_batched_mean_finds_the_layers_and_equals_eager():
     columns = [[x[0] for x in xs], [x[1] for x in xs], labels]
     args = [p.data for p in params] + columns
     source = traced.mean_source(args)
-    assert len(re.findall(r"= a\d+ @ W\d+ ", source)) == 3  # one product per layer: u = a @ W
+    # one product per layer: u = a @ W, or for the first, over the data, u = [X 1] @ Bᵀ
+    assert re.findall(r"= a\d+ @ (W\d+|_T\(B\d+\)) ", source) == ["_T(B0)", "W2", "W4"]
     mean, grads = traced.mean_value_and_grad(args)
     # eager: the mean loss over the batch
     ps = [Value(p.data) for p in params]

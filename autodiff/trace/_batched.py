@@ -355,6 +355,7 @@ class BatchedTraced:
                 raise TypeError(f"BatchedTraced: arrays must be float64, got {a.dtype}")
         device = getattr(shared, "device", None)
         prog = self._step_code(xp, n_shared, widths)  # only the shared gradients, the data as given
+        taken = prog.columns(columns)  # as its code takes them, made once for the batch
         shape = tuple(shared.shape)
         kw = {} if device is None or self._np_like(xp) else {"device": device}
 
@@ -372,7 +373,10 @@ class BatchedTraced:
                 return [*to_list(values, xp), *cols]
 
             value, grads, _ = self._guard(
-                lambda loud: prog.run_arrays(values, columns, size, device), args, size, xp
+                lambda loud: prog.run_arrays(values, taken, size, device, taken=True),
+                args,
+                size,
+                xp,
             )
             self._check_values(value, args, size, xp)
             mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)

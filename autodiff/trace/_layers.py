@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autodiff.rules import is_numpy
 from autodiff.trace._arrays import kernels, mappable, quiet_for, row_start
 from autodiff.trace._program import (
     ArraySym,
@@ -181,6 +182,25 @@ class MeanCode:
         self.layouts = {
             g: self._layout(grp) for g, grp in enumerate(self.plan.groups) if isinstance(grp, Layer)
         }
+        #: layer -> its input matrix with a column of ones, for the layers that take their
+        #: biases in the product: on numpy, a layer of neurons over the batch's data reads
+        #: [X 1] -- a block of the data as given, its ones appended by :meth:`columns` once
+        #: per batch (``X{b}e``), or the data's columns stacked with ones -- so that
+        #: ``U = [X 1] @ Bᵀ`` needs no pass adding the biases and ``gUᵀ @ [X 1]`` is the
+        #: weights' and biases' gradient at once, as they lie (no sum, no concatenation).
+        #: The data as a matrix or as columns: the same product, the same numbers.
+        self.folded: dict[int, str] = {}
+        self.ones_blocks: set[int] = set()  # the blocks taken as [X 1]
+        for g, grp in enumerate(self.plan.groups):
+            if not (is_numpy(xp) and isinstance(grp, Layer) and self.layouts[g][0] == "neurons"):
+                continue
+            block = self._block_of(grp.inputs)
+            if block is not None:
+                self.folded[g] = f"X{block}e"
+                self.ones_blocks.add(block)
+            elif all(s in self.block and self.widths[self.block[s][0]] == 1 for s in grp.inputs):
+                xs = [self._value(s).code for s in grp.inputs]
+                self.folded[g] = f"_xp.stack([{', '.join(xs)}, _xp.ones_like({xs[0]})], axis=1)"
         helpers, self._fk, self._lk = kernels(xp)
         self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
         self._index_lists: dict[str, list[Any]] = {}
@@ -306,16 +326,23 @@ class MeanCode:
                 lines += self._forward_group(where[0])
         return lines
 
+    def _block_of(self, slots: Sequence[int]) -> int | None:
+        """The data block whose whole matrix is `slots`, in order, or None."""
+        where = self.block.get(slots[0])
+        if where is not None and self.widths[where[0]] == len(slots) > 1:
+            b = where[0]
+            if [self.block.get(s) for s in slots] == [(b, j) for j in range(len(slots))]:
+                return b
+        return None
+
     def _matrix_of(self, slots: Sequence[int]) -> str:
         """A (batch × n) matrix whose columns are the values of `slots`."""
         first = self.plan.member.get(slots[0])
         if first is not None and list(slots) == list(self.plan.groups[first[0]].cols):
             return self._gname(first[0])
-        where = self.block.get(slots[0])
-        if where is not None and self.widths[where[0]] == len(slots) > 1:
-            b = where[0]
-            if [self.block.get(s) for s in slots] == [(b, j) for j in range(len(slots))]:
-                return f"X{b}"  # the batch's data, as given: one matrix
+        b = self._block_of(slots)
+        if b is not None:
+            return f"X{b}"  # the batch's data, as given: one matrix
         return f"_xp.stack([{', '.join(self._value(s).code for s in slots)}], axis=1)"
 
     def _forward_group(self, g: int) -> list[str]:
@@ -327,14 +354,19 @@ class MeanCode:
             ]
         n, m = len(grp.inputs), len(grp.cols)
         kind, base = self.layouts[g]
-        lines = [f"    a{g} = {self._matrix_of(grp.inputs)}"]
+        if g in self.folded:  # [X 1], the biases taken in the product (see folded)
+            lines = [f"    a{g} = {self.folded[g]}"]
+        else:
+            lines = [f"    a{g} = {self._matrix_of(grp.inputs)}"]
         if kind == "neurons":  # views of P: W's transpose and the biases, one block
             lines += [
                 f"    B{g} = _xp.reshape(P[{base}:{base + m * (n + 1)}], ({m}, {n + 1}))"
-                f"  # {m} neurons: {n} weights, then the bias",
-                f"    W{g} = _T(B{g}[:, :{n}])",
-                f"    c{g} = B{g}[:, {n}]",
+                f"  # {m} neuron{'s' * (m != 1)}: {n} weights, then the bias",
             ]
+            if g not in self.folded or any(self.wanted[s] for s in grp.inputs):
+                lines.append(f"    W{g} = _T(B{g}[:, :{n}])")  # (folded: for gA only)
+            if g not in self.folded:
+                lines.append(f"    c{g} = B{g}[:, {n}]")
         elif kind == "inputs":
             b0 = grp.b[0]
             lines += [
@@ -347,11 +379,10 @@ class MeanCode:
                 f"    W{g} = _xp.reshape({w}, ({n}, {m}))  # the weights",
                 f"    c{g} = {self._take(list(grp.b))}",
             ]
-        return [
-            *lines,
-            f"    {name} = a{g} @ W{g}  # {m} dot node{'s' * (m != 1)} over the same {n} inputs",
-            f"    {name} += c{g}",
-        ]
+        what = f"{m} dot node{'s' * (m != 1)} over the same {n} inputs"
+        if g in self.folded:
+            return [*lines, f"    {name} = a{g} @ _T(B{g})  # {what}, and the biases"]
+        return [*lines, f"    {name} = a{g} @ W{g}  # {what}", f"    {name} += c{g}"]
 
     def _apply(self, name: str, args: list[Sym]) -> str:
         """The code of the operation `name` on `args`: its template, else a kernel call."""
@@ -528,9 +559,15 @@ class MeanCode:
         if kind == "neurons":  # one block, as the parameters lie: (m × n) weights, biases
             # (gUᵀ A and (Aᵀ gU)ᵀ are the same numbers; BLAS is faster at the one whose
             # result is wider than tall)
-            prod = f"_T({gname}) @ a{g}" if m < n else f"_T(_T(a{g}) @ {gname})"
-            bias = f"_xp.reshape(_colsum({gname}), ({m}, 1))"
-            lines.append(f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))")
+            k = n + (g in self.folded)  # the product's columns: with the biases', if folded
+            prod = f"_T({gname}) @ a{g}" if m < k else f"_T(_T(a{g}) @ {gname})"
+            if g in self.folded:
+                lines.append(f"    gW{g} = _xp.reshape({prod}, (-1,))")
+            else:
+                bias = f"_xp.reshape(_colsum({gname}), ({m}, 1))"
+                lines.append(
+                    f"    gW{g} = _xp.reshape(_xp.concat([{prod}, {bias}], axis=1), (-1,))"
+                )
             self._pieces.append((f"gW{g}", list(range(base, base + m * (n + 1)))))
         else:  # (no gradient for weights or biases that are all constants: nobody reads it)
             w = [grp.w[j][i] for i in range(n) for j in range(m)]
@@ -598,16 +635,27 @@ class MeanCode:
         # weight would cost compile() more than the step
         named = sorted({int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))})
         blocks = list(dict.fromkeys(self.block[i][0] for i in per_sample))
+        folded = self.ones_blocks  # (taken as [X 1]: X itself, a view, where it is read)
         params = [
             "P",
             "_n",
             *(
-                f"X{b}" if self.widths[b] > 1 else f"x{per_sample[sum(self.widths[:b])]}"
+                f"X{b}e"
+                if b in folded
+                else f"X{b}"
+                if self.widths[b] > 1
+                else f"x{per_sample[sum(self.widths[:b])]}"
                 for b in blocks
             ),
         ]
         n = self.n_shared_inputs
         head = [f"    s{k} = P[{k}]" if k < n else f"    s{k} = _K[{k - n}]" for k in named]
+        text = "\n".join(body)
+        head += [
+            f"    X{b} = X{b}e[:, :{self.widths[b]}]"
+            for b in sorted(folded)
+            if re.search(rf"\bX{b}\b", text)
+        ]
         if re.search(r"\bS\b", "\n".join(body)):  # gathers: the shared inputs and constants
             head.insert(0, "    S = _xp.concat([P, _K])")
         return f"def mean_value_and_grad({', '.join(params)}):\n" + "\n".join([*head, *body]) + "\n"
@@ -680,18 +728,32 @@ class MeanCode:
         transformation (a function that jax.jit traces must not make them)."""
         self._function(device)
 
+    def columns(self, columns: Sequence[Any]) -> list[Any]:
+        """The per-sample arrays as the compiled function takes them: `columns` (one per
+        block), a block that a layer reads with its biases (:attr:`folded`) with a column of
+        ones appended -- a copy, to make once per batch (``BatchedTraced.mean_step`` does)."""
+        if not self.ones_blocks:
+            return list(columns)
+        xp = self.xp
+        return [
+            xp.concat([c, xp.ones_like(c[:, :1])], axis=1) if b in self.ones_blocks else c
+            for b, c in enumerate(columns)
+        ]
+
     def run_arrays(
-        self, shared: Any, columns: Sequence[Any], size: int, device: Any
+        self, shared: Any, columns: Sequence[Any], size: int, device: Any, *, taken: bool = False
     ) -> tuple[Any, Any, dict[int, Any]]:
-        """:meth:`run` with the shared inputs as one array."""
-        return self._function(device)(shared, float(size), *columns)  # type: ignore[no-any-return]
+        """:meth:`run` with the shared inputs as one array; `columns` as given, or with
+        `taken` as :meth:`columns` made them."""
+        cols = columns if taken else self.columns(columns)
+        return self._function(device)(shared, float(size), *cols)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
         xp, kw = self.xp, {} if device is None else {"device": device}
         shared = [a for a, is_array in zip(args, self.mask) if not is_array]
         per_sample = [a for a, is_array in zip(args, self.mask) if is_array]
         numbers = xp.asarray(shared, dtype=xp.float64, **kw)
-        return self._function(device)(numbers, float(size), *per_sample)  # type: ignore[no-any-return]
+        return self.run_arrays(numbers, per_sample, size, device)
 
     def _function(self, device: Any) -> Any:
         """The compiled function for `device`, with its index arrays as its own globals."""
