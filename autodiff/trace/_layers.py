@@ -633,7 +633,8 @@ class MeanCode:
         # sK = S[K] for the shared numbers the code reads by name, and only those: most
         # weights are read as matrices (views of P, or take(S, …)), and a dead line per
         # weight would cost compile() more than the step
-        named = sorted({int(k) for k in re.findall(r"\bs(\d+)\b", "\n".join(body))})
+        text = "\n".join(body)
+        named = sorted({int(k) for k in re.findall(r"\bs(\d+)\b", text)})
         blocks = list(dict.fromkeys(self.block[i][0] for i in per_sample))
         folded = self.ones_blocks  # (taken as [X 1]: X itself, a view, where it is read)
         params = [
@@ -650,13 +651,12 @@ class MeanCode:
         ]
         n = self.n_shared_inputs
         head = [f"    s{k} = P[{k}]" if k < n else f"    s{k} = _K[{k - n}]" for k in named]
-        text = "\n".join(body)
         head += [
             f"    X{b} = X{b}e[:, :{self.widths[b]}]"
             for b in sorted(folded)
             if re.search(rf"\bX{b}\b", text)
         ]
-        if re.search(r"\bS\b", "\n".join(body)):  # gathers: the shared inputs and constants
+        if re.search(r"\bS\b", text):  # gathers: the shared inputs and constants
             head.insert(0, "    S = _xp.concat([P, _K])")
         return f"def mean_value_and_grad({', '.join(params)}):\n" + "\n".join([*head, *body]) + "\n"
 
