@@ -319,8 +319,8 @@ def compile_batch_step(
         def step_values() -> float:
             values = xp.asarray([p.data for p in params], dtype=xp.float64, **kw)
             loss, grads = traced.mean_value_and_grad_arrays(values, [data, labels])
-            for p, g in zip(params, grads.tolist() if hasattr(grads, "tolist") else grads):
-                p.grad = float(g)
+            for p, g in zip(params, grads.tolist()):
+                p.grad = g
             opt.step()
             return loss
 

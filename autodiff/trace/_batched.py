@@ -373,7 +373,7 @@ class BatchedTraced:
                 return [*to_list(values, xp), *cols]
 
             value, grads, _ = self._guard(
-                lambda loud: prog.run_arrays(values, taken, size, device, taken=True),
+                lambda loud: prog.run_arrays(values, taken, size, device),
                 args,
                 size,
                 xp,
@@ -405,7 +405,7 @@ class BatchedTraced:
         prog.prepare(device)
 
         def f(values: Any, cols: Sequence[Any]) -> Any:
-            value, grads, _ = prog.run_arrays(values, _one_wide(cols), size, device)
+            value, grads, _ = prog.run_arrays(values, prog.columns(_one_wide(cols)), size, device)
             mean = xp.mean(value) if hasattr(value, "shape") else value
             return mean, (xp.zeros_like(values) if grads is None else grads) + 0.0
 

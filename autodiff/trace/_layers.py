@@ -741,19 +741,18 @@ class MeanCode:
         ]
 
     def run_arrays(
-        self, shared: Any, columns: Sequence[Any], size: int, device: Any, *, taken: bool = False
+        self, shared: Any, taken: Sequence[Any], size: int, device: Any
     ) -> tuple[Any, Any, dict[int, Any]]:
-        """:meth:`run` with the shared inputs as one array; `columns` as given, or with
-        `taken` as :meth:`columns` made them."""
-        cols = columns if taken else self.columns(columns)
-        return self._function(device)(shared, float(size), *cols)  # type: ignore[no-any-return]
+        """:meth:`run` with the shared inputs as one array and the per-sample ones as
+        :meth:`columns` made them."""
+        return self._function(device)(shared, float(size), *taken)  # type: ignore[no-any-return]
 
     def run(self, args: list[Any], size: int, device: Any) -> tuple[Any, Any, dict[int, Any]]:
         xp, kw = self.xp, {} if device is None else {"device": device}
         shared = [a for a, is_array in zip(args, self.mask) if not is_array]
         per_sample = [a for a, is_array in zip(args, self.mask) if is_array]
         numbers = xp.asarray(shared, dtype=xp.float64, **kw)
-        return self.run_arrays(numbers, per_sample, size, device)
+        return self.run_arrays(numbers, self.columns(per_sample), size, device)
 
     def _function(self, device: Any) -> Any:
         """The compiled function for `device`, with its index arrays as its own globals."""
