@@ -57,6 +57,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 import argparse
 import gc
+import importlib.util
 import itertools
 import pathlib
 import platform
@@ -395,7 +396,12 @@ def wide_steps(
 
 
 def jax_steps(
-    nin: int, sizes: list[int], classes: int | None, n: int = 1000, seed: int = 0
+    nin: int,
+    sizes: list[int],
+    classes: int | None,
+    n: int = 1000,
+    seed: int = 0,
+    keep_memory: bool = True,
 ) -> tuple[tuple[Callable[[], float], float], tuple[Callable[[], float], float]] | None:
     """(this project's step under jax.jit, its first step's time), and the same for a
     hand-written jax.jit step, from the same weights and data; None without JAX. Their
@@ -413,7 +419,7 @@ def jax_steps(
     ]
     b = [[nr.b.data for nr in layer.neurons] for layer in model.layers]
     t = time.perf_counter()
-    ours = compile_batch_step(model, loss, xs, ys, opt, xp=jax.numpy)
+    ours = compile_batch_step(model, loss, xs, ys, opt, xp=jax.numpy, keep_memory=keep_memory)
     first = ours()
     ours_cold = time.perf_counter() - t
     t = time.perf_counter()
@@ -580,9 +586,10 @@ def wide_table(
         "matrix product over every core it may use, whatever its flags say -- on this 2-core "
         "machine that took a 1000×784 @ 784×256 product from 7.8 to 4.6 ms); CPU/wall time in each "
         "heading is the process's CPU time over the wall time of the timed rounds, 1.00 for "
-        "one busy core. PyTorch runs in "
+        "one busy core. PyTorch and JAX run in "
         "this process, where compile_batch_step has set keep_memory (a process-wide "
-        "allocator setting, which acts on PyTorch's arrays too: see the keep_memory rows)."
+        "allocator setting, which acts on their arrays too -- XLA's temporaries above all: "
+        "see the keep_memory rows)."
     )
     notes.append(gpu_note())
     if not quick:
@@ -605,15 +612,18 @@ def gpu_note() -> str:
     )
 
 
-# the keep_memory rows: PyTorch's step and ours, each alone in a new process
+# the keep_memory rows: a peer's step and ours, each alone in a new process
 _ALONE = """
 import sys, statistics, time
 sys.path[:0] = [{bench!r}]
 import run
 name, nin, sizes, classes, n = run.WIDE[{w}]
 # (our compiled step makes the setting, or not: it is made for both steps alike)
-ours, theirs = run.wide_steps(nin, sizes, classes, n, keep_memory={keep})
-step = ours if {who!r} == "ours" else theirs
+if {who!r} in ("ours", "torch"):
+    ours, theirs = run.wide_steps(nin, sizes, classes, n, keep_memory={keep})
+else:
+    (ours, _), (theirs, _) = run.jax_steps(nin, sizes, classes, n, keep_memory={keep})
+step = ours if {who!r} in ("ours", "ours_jit") else theirs
 k = 10
 for _ in range(3):
     step()
@@ -628,8 +638,8 @@ print(statistics.median(times))
 
 
 def alone(w: int, who: str, keep: bool, rounds: int) -> float:
-    """The median step time of `who` ("ours", "torch") on WIDE[w] in a new process, with
-    the allocator setting kept or not."""
+    """The median step time of `who` ("ours", "torch"; under JAX "ours_jit", "jax") on
+    WIDE[w] in a new process, with the allocator setting kept or not."""
     import subprocess
 
     code = _ALONE.format(bench=str(ROOT / "bench"), w=w, keep=keep, who=who, rounds=rounds)
@@ -640,20 +650,29 @@ def alone(w: int, who: str, keep: bool, rounds: int) -> float:
 
 
 def keep_memory_rows(rows: list[tuple[str, ...]], notes: list[str], rounds: int) -> None:
-    """PyTorch's step and ours on the widest rows, each alone in its own process, with the
-    keep_memory allocator setting off and on -- alternated process by process."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return
-    for w in (0, 1):
+    """PyTorch's step and ours on two wide rows, and under JAX the jitted steps on the
+    widest layer, each alone in its own process, with the keep_memory allocator setting off
+    and on -- alternated process by process."""
+    labels = {
+        "ours": "this project's numpy step",
+        "torch": "PyTorch eager",
+        "ours_jit": "this project's step under jax.jit",
+        "jax": "hand-written jax.jit",
+    }
+    pairs = []
+    if importlib.util.find_spec("torch") is not None:
+        pairs += [(0, ("ours", "torch")), (1, ("ours", "torch"))]
+    if importlib.util.find_spec("jax") is not None:
+        pairs.append((3, ("ours_jit", "jax")))
+    for w, peers in pairs:
         name, _, _, _, n = WIDE[w]
         got: dict[tuple[str, bool], list[float]] = {}
         for r in range(3):
-            for who in ("ours", "torch"):
+            for who in peers:
                 for keep in (False, True) if r % 2 == 0 else (True, False):
                     got.setdefault((who, keep), []).append(alone(w, who, keep, rounds))
-        for who, label in (("ours", "this project's numpy step"), ("torch", "PyTorch eager")):
+        for who in peers:
+            label = labels[who]
             off = statistics.median(got[(who, False)])
             on = statistics.median(got[(who, True)])
             rows.append(
@@ -668,8 +687,10 @@ def keep_memory_rows(rows: list[tuple[str, ...]], notes: list[str], rounds: int)
             print(rows[-1])
     notes.append(
         "keep_memory rows: each number the median of 3 new processes (alternated), each timing "
-        "its step alone; the setting (glibc mallopt, process-wide, kept until the process "
-        "ends) is what compile_batch_step(..., keep_memory=True), the default, makes."
+        "its step alone; the setting (glibc mallopt: every block from the heap, freed memory "
+        "kept for reuse; process-wide, kept until the process ends) is what "
+        "compile_batch_step(..., keep_memory=True), the default, makes. The hand-written "
+        "jax.jit step is JAX's own: 'on' is it in a process where our step made the setting."
     )
 
 

@@ -364,10 +364,16 @@ def keep_freed_memory() -> bool:
     A training step makes and frees the same large arrays every time (a batch of 1,000
     through a 256-wide layer: 2 MiB each). glibc serves blocks that large with fresh
     ``mmap`` pages and gives them back on free, so every step pays a page fault per
-    page of every array -- here 40 % of a 2-256-256-1 step. Raising its thresholds
-    (``mallopt``: blocks up to 32 MiB from the heap, 128 MiB of free heap kept) makes
-    the next step reuse the same memory. The setting is process-wide and lasts; on a
-    C library other than glibc nothing is done. Returns whether it took effect.
+    page of every array -- here 40 % of a 2-256-256-1 step. With ``mallopt`` every
+    block comes from the heap and 128 MiB of free heap is kept, so the next step reuses
+    the same memory. Raising the mmap threshold alone is not enough: glibc caps it at
+    32 MiB, and larger blocks are common -- JAX's compiled step takes its temporaries
+    as one block (47 MiB at 64-2048-10, batch 1,000: half of its step time was page
+    faults), a batch of 10⁶ through 64 inputs is 512 MiB -- so mmap is turned off
+    (``M_MMAP_MAX`` = 0; glibc still maps memory when the heap cannot grow). Memory freed
+    stays with the process for reuse, up to its high-water mark. The setting is
+    process-wide and lasts; on a C library other than glibc nothing is done. Returns
+    whether it took effect.
     """
     global _KEPT
     if _KEPT is None:
@@ -378,8 +384,13 @@ def keep_freed_memory() -> bool:
                 mallopt = libc.mallopt
             except (OSError, AttributeError):  # not glibc
                 return False
-            m_trim_threshold, m_mmap_threshold = -1, -3
-            _KEPT = bool(mallopt(ctypes.c_int(m_mmap_threshold), ctypes.c_int(32 << 20))) and bool(
-                mallopt(ctypes.c_int(m_trim_threshold), ctypes.c_int(128 << 20))
+            m_trim_threshold, m_mmap_threshold, m_mmap_max = -1, -3, -4
+            _KEPT = all(
+                mallopt(ctypes.c_int(option), ctypes.c_int(value))
+                for option, value in (
+                    (m_mmap_threshold, 32 << 20),  # (what stays if M_MMAP_MAX is refused)
+                    (m_trim_threshold, 128 << 20),
+                    (m_mmap_max, 0),
+                )
             )
     return _KEPT
