@@ -664,6 +664,8 @@ def keep_memory_rows(rows: list[tuple[str, ...]], notes: list[str], rounds: int)
         pairs += [(0, ("ours", "torch")), (1, ("ours", "torch"))]
     if importlib.util.find_spec("jax") is not None:
         pairs.append((3, ("ours_jit", "jax")))
+    if not pairs:
+        return  # (no peer installed: no rows, and no note about them)
     for w, peers in pairs:
         name, _, _, _, n = WIDE[w]
         got: dict[tuple[str, bool], list[float]] = {}
@@ -672,12 +674,11 @@ def keep_memory_rows(rows: list[tuple[str, ...]], notes: list[str], rounds: int)
                 for keep in (False, True) if r % 2 == 0 else (True, False):
                     got.setdefault((who, keep), []).append(alone(w, who, keep, rounds))
         for who in peers:
-            label = labels[who]
             off = statistics.median(got[(who, False)])
             on = statistics.median(got[(who, True)])
             rows.append(
                 (
-                    f"{name}, batch {n}: {label} alone in a new process, keep_memory on vs off",
+                    f"{name}, batch {n}: {labels[who]} alone in a new process, keep_memory on vs off",
                     f"{on * 1e3:.2f}",
                     f"{off * 1e3:.2f} off",
                     f"{on / off:.2f}× its time with it off",
