@@ -524,3 +524,75 @@ def test_a_user_local_that_branches_on_a_sign_runs_in_batched_code_with_no_secon
             x = Value(p)
             (leaky(x) * 2.0).backward()
             assert float(grads[0][k]) == pytest.approx(x.grad, rel=1e-15), (type(column), p)
+
+
+@pytest.mark.parametrize("arity", [1, 2, 3])
+def test_a_local_of_the_wrong_length_or_not_numbers_is_refused_naming_the_rule(arity):
+    """What a user's ``local`` returns is checked at every call, at each arity (one and two
+    inputs have their own fast paths): the wrong number of derivatives is a ValueError, a
+    non-number a TypeError, an int too large for a float an OverflowError -- each naming
+    the operation -- and other real numbers (ints, numpy's) become floats."""
+
+    def rule(name, local):
+        return op(Rule(name, "u", lambda *a: sum(a) + 0.0, lambda *a: local(len(a) - 1)))
+
+    xs = [Value(0.5), Value(-1.0), Value(2.0)][:arity]
+    short = rule(f"short{arity}", lambda n: (1.0,) * (n - 1))
+    long = rule(f"long{arity}", lambda n: (1.0,) * (n + 1))
+    for bad, n in ((short, arity - 1), (long, arity + 1)):
+        s = "s" * (arity != 1)
+        with pytest.raises(
+            ValueError,
+            match=rf"{bad.rule.name}: local gave {n} derivatives "
+            rf"for {arity} input{s}",
+        ):
+            bad(*xs)
+    text = rule(f"text{arity}", lambda n: (1.0,) * (n - 1) + ("x",))
+    with pytest.raises(TypeError, match=rf"text{arity}: its local derivative: expected a real"):
+        text(*xs)
+    huge = rule(f"huge{arity}", lambda n: (1.0,) * (n - 1) + (2**2000,))
+    with pytest.raises(OverflowError, match=rf"huge{arity}: its local derivative: .* too large"):
+        huge(*xs)
+    mixed = rule(f"mixed{arity}", lambda n: (3, np.float32(0.5), np.int64(-2))[:n])
+    out = mixed(*xs)
+    assert [type(d) for d in out.local_grads] == [float] * arity
+    assert list(out.local_grads) == [3.0, 0.5, -2.0][:arity]
+    out.backward()
+    assert [x.grad for x in xs] == [3.0, 0.5, -2.0][:arity]
+
+
+def test_the_list_operations_and_op_refuse_what_is_not_theirs():
+    from autodiff import nll, pick
+
+    for fn in (pick, nll):
+        with pytest.raises(ValueError, match=f"{fn.__name__}: no scores"):
+            fn([], 0.0)
+    with pytest.raises(TypeError, match="op: expected a Rule, got builtin_function_or_method"):
+        op(math.exp)
+
+
+def test_a_value_rounds_and_truncates_as_its_number_outside_a_local():
+    """int(), round(), math.trunc/floor/ceil of a Value are those of its number (inside a
+    rule's local they are refused: test_a_local_that_takes_the_number_out_...)."""
+    for x in (2.5, -2.5, 0.0, -0.0, 1e300, 3.0):
+        v = Value(x)
+        assert (int(v), math.trunc(v), math.floor(v), math.ceil(v), round(v)) == (
+            int(x),
+            math.trunc(x),
+            math.floor(x),
+            math.ceil(x),
+            round(x),
+        )
+        assert round(Value(x / 7), 3) == round(x / 7, 3)
+    for x in (math.inf, math.nan):  # as the float's: OverflowError, ValueError
+        for fn in (int, math.trunc, math.floor, math.ceil, round):
+            with pytest.raises(type(_raised(fn, x))):
+                fn(Value(x))
+
+
+def _raised(fn, x):
+    try:
+        fn(x)
+    except (OverflowError, ValueError) as e:
+        return e
+    raise AssertionError(f"{fn} of {x} did not raise")
