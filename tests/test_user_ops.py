@@ -596,3 +596,42 @@ def _raised(fn, x):
     except (OverflowError, ValueError) as e:
         return e
     raise AssertionError(f"{fn} of {x} did not raise")
+
+
+def test_a_local_prints_as_a_formula_with_the_parentheses_its_order_needs():
+    """Each operation a local may use prints as itself, parenthesised where (and only
+    where) the order of operations needs it -- a formula that reads differently from
+    the local's code would be a wrong derivative on the page -- and numbers with the
+    formula's own minus sign."""
+    from autodiff.render.formula import local_formulas
+    from autodiff.rules import exp, log
+
+    cases = {
+        "1 + x": lambda a, out: (1.0 + a,),
+        "1 − (x − 2)": lambda a, out: (1.0 - (a - 2.0),),
+        "x − 2 − 1": lambda a, out: ((a - 2.0) - 1.0,),
+        "2·x": lambda a, out: (2.0 * a,),
+        "x": lambda a, out: (1.0 * (a * 1.0),),
+        "(x + 1)·y": lambda a, out: ((a + 1.0) * out,),
+        "y / (x·x)": lambda a, out: (out / (a * a),),
+        "1 / (x + 1)": lambda a, out: (1.0 / (a + 1.0),),
+        "−(x + 1)": lambda a, out: (-(a + 1.0),),
+        "(x + 1)^2": lambda a, out: ((a + 1.0) ** 2.0,),
+        "x^(−1)": lambda a, out: (a**-1.0,),
+        "2^x": lambda a, out: (2.0**a,),
+        "−x^2": lambda a, out: (-(a**2.0),),
+        "(−x)^2": lambda a, out: ((-a) ** 2.0,),
+        "exp(x)·log(y)": lambda a, out: (exp(a) * log(out),),
+        "sign(x)": lambda a, out: (select(a, -1.0, 0.0, 1.0),),
+        "(3 if x > 0, 0 if x = 0, else 2)": lambda a, out: (select(a, 2.0, 0.0, 3.0),),
+        "−inf": lambda a, out: (-math.inf,),
+        "nan": lambda a, out: (math.nan,),
+        "−0.5": lambda a, out: (-0.5,),
+        "3": lambda a, out: (3,),
+    }
+    for k, (text, local) in enumerate(cases.items()):
+        rule = Rule(f"printed{k}", "p", math.exp, local)
+        assert local_formulas(rule, ["x"], "y", [0.4, 1.5]) == (text,), text
+    # an input named by an expression is one operand
+    two = Rule("two", "t", lambda a, b: a - b, lambda a, b, out: (1.0 - b, a - (b - out)))
+    assert local_formulas(two, ["u", "1−2y"], "L") == ("1 − (1−2y)", "u − ((1−2y) − L)")

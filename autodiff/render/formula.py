@@ -37,9 +37,8 @@ _SUM, _PRODUCT, _NEG, _POWER, _ATOM = range(5)
 
 
 def _const(x: float) -> str:
-    if x != x or math.isinf(x):
-        return str(x)
-    return f"{x:g}".replace("-", "−")
+    """A number in a formula, its minus sign the formula's own (−0.5, −inf, −0)."""
+    return (str(x) if x != x or math.isinf(x) else f"{x:g}").replace("-", "−")
 
 
 def operand(name: str) -> str:
