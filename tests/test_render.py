@@ -365,6 +365,26 @@ def test_save_errors(tmp_path, monkeypatch):
         save(g, tmp_path / "g.svg")
     assert "digraph" in g.source  # the DOT text is still there
     assert not (tmp_path / "g.svg").exists()
+    # a renderer that fails, says nothing, or has gone: an error naming it, and a file
+    # already at the path left as it was (written whole or not at all)
+    (tmp_path / "old.svg").write_text("the old picture")
+    fails = tmp_path / "fails"
+    fails.write_text("#!/bin/sh\necho 'syntax error in line 1' >&2\nexit 1\n")
+    silent = tmp_path / "silent"
+    silent.write_text("#!/bin/sh\nexit 0\n")
+    for script in (fails, silent):
+        script.chmod(0o755)
+        monkeypatch.setattr(render.graphs, "_renderer", str(script))
+        with pytest.raises(RuntimeError, match=f"save: {script.name} failed"):
+            save(g, tmp_path / "old.svg")
+    monkeypatch.setattr(render.graphs, "_renderer", str(fails))
+    with pytest.raises(RuntimeError, match="syntax error in line 1"):  # its own message
+        save(g, tmp_path / "old.svg")
+    monkeypatch.setattr(render.graphs, "_renderer", str(tmp_path / "gone"))
+    with pytest.raises(RendererNotFoundError, match=r"renderer .*gone'? is gone"):
+        save(g, tmp_path / "old.svg")
+    assert (tmp_path / "old.svg").read_text() == "the old picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fails", "old.svg", "silent"]
 
 
 # -- in a browser ---------------------------------------------------------------------
