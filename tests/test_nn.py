@@ -561,3 +561,33 @@ def test_step_with_a_closure_pauses_the_gc_and_restores_the_callers_setting():
     with pytest.raises(RuntimeError, match="boom"):
         opt.step(failing)
     assert gc.isenabled()
+
+
+def test_bound_replaces_parameters_held_in_tuples_nested_and_tied_and_puts_them_back():
+    """Tuples cannot be changed in place: bound() rebuilds each one holding a parameter (a
+    tuple inside a tuple too, a tied weight at each of its places) and, on exit, puts
+    the module's own tuples of its own Values back."""
+
+    class Tuples(Module):
+        def __init__(self) -> None:
+            a, b, c, d = (Value(x) for x in (1.0, 2.0, 3.0, 4.0))
+            self.vec = (a, b)  # Values only
+            self.mixed = (c, [d], (a, 5))  # a list, a nested tuple with a tied weight
+            self.deep = (Value(6.0), (Value(7.0), Value(8.0)))
+
+        def __call__(self) -> Value:
+            (a, b), (c, [d], (a2, _)), (e, (f, g)) = self.vec, self.mixed, self.deep
+            return a * b + c * d + a2 + e + f * g
+
+    m = Tuples()
+    assert [n for n, _ in m.named_parameters()] == [
+        "vec.0", "vec.1", "mixed.0", "mixed.1.0", "deep.0", "deep.1.0", "deep.1.1"
+    ]  # fmt: skip
+    own = m.parameters()
+    new = [Value(10.0 * (i + 1)) for i in range(len(own))]
+    with m.bound(new):
+        assert all(p is v for p, v in zip(m.parameters(), new))
+        assert m.mixed[2][0] is new[0]  # the tied weight, in the nested tuple too
+        assert m().data == 10 * 20 + 30 * 40 + 10 + 50 + 60 * 70
+    assert all(p is v for p, v in zip(m.parameters(), own))
+    assert m.mixed[2] == (own[0], 5) and m().data == 1 * 2 + 3 * 4 + 1 + 6 + 7 * 8
