@@ -95,6 +95,21 @@ def test_network_graph_between_backward_and_step_does_not_change_the_update():
     assert [bits(p.grad) for p in model.parameters()] == grads
 
 
+@pytest.mark.parametrize(
+    ("args", "kw", "error", "match"),
+    [
+        ((object(), [0.0, 1.0]), {}, TypeError, "model must be an MLP, got object"),
+        ((MLP(2, [2, 1]), [0.0, 1.0]), {"kind": "side"}, ValueError, "'forward' or 'backward'"),
+        ((MLP(2, [2, 1]), [0.0]), {}, ValueError, "expected 2 inputs, got 1"),
+        ((MLP(2, [2, 2]), [0.0, 1.0]), {}, ValueError, "one output"),
+        ((MLP(2, [2, 1]), [0.0, 1.0]), {"kind": "backward", "y": 2}, ValueError, "0 or 1, got 2"),
+    ],
+)
+def test_network_graph_refuses_what_it_cannot_draw_truly(args, kw, error, match):
+    with pytest.raises(error, match=f"network_graph: .*{match}"):
+        network_graph(*args, **kw)
+
+
 def test_network_graph_shows_the_gradients_of_its_own_sample():
     model = MLP(2, [2, 1], seed=3)
     src = network_graph(model, [1.0, 0.0], 1, kind="backward").source

@@ -115,6 +115,23 @@ def test_sgd_load_state_dict_checks_settings_and_velocity(key, bad, match):
     assert dump(sgd.state_dict()) == before
 
 
+def test_an_optimizer_state_of_the_wrong_shape_is_refused_naming_what_is_wrong():
+    _, adam, sgd = trained()
+    for opt in (adam, sgd):
+        name = type(opt).__name__
+        before = dump(opt.state_dict())
+        with pytest.raises(TypeError, match=f"{name}.load_state_dict: expected a dict, got list"):
+            opt.load_state_dict([("lr", 0.1)])
+        state = opt.state_dict()
+        del state["lr"]
+        state["extra"] = 1.0
+        with pytest.raises(
+            ValueError, match=r"missing entries \['lr'\], unexpected entries \['extra'\]"
+        ):
+            opt.load_state_dict(state)
+        assert dump(opt.state_dict()) == before
+
+
 # -- 1. hostile files --------------------------------------------------------------------------
 
 
