@@ -585,3 +585,25 @@ def test_nan_propagates_and_infinities_follow_ieee(x):
 def test_every_conversion_error_names_the_operation_and_the_value(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_an_interrupted_sort_leaves_no_count_behind():
+    """The topological sort counts in the nodes' own slots; if it is interrupted (a
+    KeyboardInterrupt, a MemoryError) every count goes back to 0, so that the next
+    backward pass over those nodes is right, not missing the users counted before."""
+    from autodiff import topological_order
+
+    class Interrupting:  # a parent whose count cannot be read
+        @property
+        def _uses(self) -> int:
+            raise KeyboardInterrupt
+
+    a, b = Value(2.0), Value(3.0)
+    y = a * b + a
+    z = y * 1.0
+    z._p0 = (y, a, Interrupting())  # (z's other inputs are read first)
+    with pytest.raises(KeyboardInterrupt):
+        topological_order(z)
+    assert (y._uses, a._uses, b._uses) == (0, 0, 0)
+    y.backward()
+    assert (a.grad, b.grad) == (4.0, 2.0)
