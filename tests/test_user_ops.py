@@ -92,6 +92,29 @@ def test_traces_give_the_eager_numbers(with_array):
         assert [g[k] for g in grads] == pytest.approx([x.grad for x in xs], rel=1e-15)
 
 
+def test_a_local_that_needs_its_numbers_runs_in_batched_code_on_each_sample():
+    """A local written with math.* (numbers only: it is not printed as a formula) is called
+    on each sample's floats in batched numpy code, for one input and for several: the
+    per-sample values and gradients are the engine's, bit for bit."""
+    mcos = op(Rule("mcos2", "mc", math.cos, lambda a, out: (-math.sin(a),)))
+    hyp = op(
+        Rule("hyp", "h", math.hypot, lambda a, b, out: (math.copysign(abs(a), a) / out, b / out))
+    )
+
+    def f(v):
+        return mcos(v[0] * v[1]) * hyp(v[0], v[1] - 0.5)
+
+    points = ([0.5, 2.0], [1.5, -0.25], [-0.5, 0.0], [3.0, 0.75])
+    values, grads = trace(f, points[0], batched=True).value_and_grad(
+        [np.array([p[0] for p in points]), np.array([p[1] for p in points])]
+    )
+    for k, point in enumerate(points):
+        xs = [Value(p) for p in point]
+        y = f(xs)
+        y.backward()
+        assert bits([values[k], grads[0][k], grads[1][k]]) == bits([y.data, *(x.grad for x in xs)])
+
+
 def test_batched_code_for_another_array_library_needs_the_array_forward():
     torch = oracle.torch()
     log1p, clip = log1p_op(), _clip()
