@@ -15,6 +15,7 @@ wrong grouping's error.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import random
 import re
@@ -133,7 +134,10 @@ def _data(seed, labels=False):
 
 
 @pytest.mark.parametrize("name", sorted(_models()))
-def test_awkward_layers_give_eagers_mean_and_gradient(name):
+def test_awkward_layers_give_eagers_mean_and_gradient(name, monkeypatch):
+    # (every layer of two neurons or more gathered in × out by mean_function's code, not
+    # only the large ones: MeanCode._by_input)
+    monkeypatch.setattr(importlib.import_module("autodiff.trace._layers"), "BY_INPUT_MIN", 1)
     f = _models()[name]
     weights, batch = _data(1, labels=name == "classes")
     traced = trace(f, [*weights, *batch[0]], batched=True)
@@ -147,6 +151,18 @@ def test_awkward_layers_give_eagers_mean_and_gradient(name):
     a_mean, a_grads = traced.mean_value_and_grad_arrays(np.array(weights), [X])
     assert a_mean == pytest.approx(e_mean, rel=1e-12)
     assert a_grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+    # and the code a compiler is given whole (mean_function): a layer whose weights lie
+    # neuron by neuron is read as an (in × out) matrix gathered from P inside it, its
+    # gradient handed back in P's order
+    P = np.array(weights)
+    f_mean, f_grads = traced.mean_function(P, [X])(P, [X])
+    assert float(f_mean) == pytest.approx(e_mean, rel=1e-12)
+    assert f_grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
+    if name == "neurons":
+        (whole,) = [p.source for k, p in traced._programs.items() if k[0] == "mean" and k[-1]]
+        assert "P = _xp.take(P, _perm, axis=0)" in whole
+        assert "W0 = _xp.reshape(P[0:6], (3, 2))" in whole  # in × out, then the biases
+        assert "_shared = _xp.take(_shared, _unperm, axis=0)" in whole
     if name in _LAYOUT:  # the path the model is here for is the one taken
         wanted = _LAYOUT[name]
         for text in (wanted,) if isinstance(wanted, str) else wanted:
@@ -326,7 +342,7 @@ def test_a_layer_over_the_data_takes_its_biases_in_the_product():
     assert grads.tolist() == pytest.approx(e_grads, rel=1e-12, abs=1e-15)
     by_cols = traced.mean_value_and_grad_arrays(np.array(weights), columns)
     assert by_cols[0] == mean and by_cols[1].tobytes() == grads.tobytes()
-    (step,) = [p for k, p in traced._programs.items() if k[0] == "mean" and max(k[-1]) == 3]
+    (step,) = [p for k, p in traced._programs.items() if k[0] == "mean" and max(k[4]) == 3]
     source = step.source
     assert "def mean_value_and_grad(P, _n, X0e)" in source
     assert "u0 = a0 @ _T(B0)" in source and "u0 +=" not in source
@@ -341,3 +357,28 @@ def test_a_layer_over_the_data_takes_its_biases_in_the_product():
         f([*(Value(w) for w in weights), *xs]).backward()
         got = [float(all_grads[N_W + k][s]) for k in range(3)]
         assert got == pytest.approx([x.grad / len(batch) for x in xs], rel=1e-12, abs=1e-15)
+
+
+def test_a_large_layer_is_read_in_by_out_by_the_code_a_compiler_is_given():
+    """mean_function's code (what jax.jit compiles) gathers a layer of BY_INPUT_MIN weights
+    or more into one contiguous (in × out) matrix and hands its gradient back in P's
+    order; the numbers are those of the step's own code (1e-12, as above)."""
+    n = 256  # a 256 × 256 layer: 65,536 weights, neuron by neuron, then one output neuron
+    row = n + 1
+
+    def f(v):
+        w, x = v[: n * row + row], v[n * row + row :]
+        h = [dot(w[j * row : j * row + n], x, w[j * row + n]).relu() for j in range(n)]
+        return dot(w[n * row : n * row + n], h, w[n * row + n]).tanh()
+
+    rng = np.random.default_rng(0)
+    P = rng.uniform(-0.1, 0.1, n * row + row)
+    X = rng.uniform(-1.0, 1.0, (20, n))
+    traced = trace(f, [*P.tolist(), *X[0].tolist()], batched=True)
+    mean, grads = traced.mean_value_and_grad_arrays(P, [X])
+    f_mean, f_grads = traced.mean_function(P, [X])(P, [X])
+    assert float(f_mean) == pytest.approx(mean, rel=1e-12)
+    assert f_grads.tolist() == pytest.approx(grads.tolist(), rel=1e-12, abs=1e-15)
+    (whole,) = [p.source for k, p in traced._programs.items() if k[0] == "mean" and k[-1]]
+    assert "P = _xp.take(P, _perm, axis=0)" in whole
+    assert f"W0 = _xp.reshape(P[0:{n * n}], ({n}, {n}))" in whole

@@ -162,23 +162,29 @@ class BatchedTraced:
         mask: tuple[bool, ...],
         per_sample_grads: bool = True,
         widths: tuple[int, ...] | None = None,
+        by_input: bool = False,
     ) -> MeanCode:
-        key = ("mean", xp.__name__, mask, per_sample_grads, widths)
+        key = ("mean", xp.__name__, mask, per_sample_grads, widths, by_input)
         prog = self._programs.get(key)
         if prog is None:
-            prog = MeanCode(self._program, self._names, mask, xp, per_sample_grads, widths)
+            prog = MeanCode(
+                self._program, self._names, mask, xp, per_sample_grads, widths, by_input
+            )
             self._programs[key] = prog
         return prog  # type: ignore[no-any-return]
 
-    def _step_code(self, xp: Any, n_shared: int, widths: tuple[int, ...]) -> MeanCode:
+    def _step_code(
+        self, xp: Any, n_shared: int, widths: tuple[int, ...], by_input: bool = False
+    ) -> MeanCode:
         """The mean code of a training step (the first `n_shared` inputs shared, the rest in
         blocks of `widths`, no gradient for them), found by a key of a few numbers: a mask
-        of one flag per weight would cost a step more to hash than its bias additions."""
-        key = ("step", xp.__name__, n_shared, widths)
+        of one flag per weight would cost a step more to hash than its bias additions.
+        `by_input`: each layer's weights read as one (in × out) matrix (MeanCode)."""
+        key = ("step", xp.__name__, n_shared, widths, by_input)
         prog = self._programs.get(key)
         if prog is None:
             mask = (False,) * n_shared + (True,) * sum(widths)
-            prog = self._programs[key] = self._mean(xp, mask, False, widths)
+            prog = self._programs[key] = self._mean(xp, mask, False, widths, by_input)
         return prog  # type: ignore[no-any-return]
 
     def mean_source(self, xs: Sequence[Any], *, per_sample_grads: bool = True) -> str:
@@ -400,7 +406,9 @@ class BatchedTraced:
         xp = namespace([shared, *columns], self._xp)
         columns = _one_wide(columns)
         widths = tuple(int(c.shape[1]) if getattr(c, "ndim", None) == 2 else 1 for c in columns)
-        prog = self._step_code(xp, self.n_inputs - sum(widths), widths)
+        # (a compiler given the whole function reads each layer's weights fastest as one
+        # contiguous in × out matrix: gathered so once inside it, MeanCode._by_input)
+        prog = self._step_code(xp, self.n_inputs - sum(widths), widths, by_input=True)
         size, device = int(columns[0].shape[0]), getattr(shared, "device", None)
         prog.prepare(device)
 
