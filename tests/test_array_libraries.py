@@ -216,7 +216,7 @@ def test_a_batched_trace_on_other_libraries_raises_the_engines_errors(name):
 
 
 _SHARDED = """
-import json, sys
+import importlib, json, sys
 import jax
 jax.config.update("jax_enable_x64", True)
 import numpy as np
@@ -226,6 +226,8 @@ from nn.compiled import compile_batch_step
 from nn.data import digits
 from nn.optim import Adam
 
+# every layer read as one gathered in × out matrix, as large ones are (MeanCode._by_input)
+importlib.import_module("autodiff.trace._layers").BY_INPUT_MIN = 1
 xs, ys = digits("train")
 out = {"devices": len(jax.devices())}
 for n in (None, 1, 2, 4):
