@@ -40,7 +40,7 @@ __all__ = ["BY_INPUT_MIN", "Layer", "Map", "MeanCode", "Plan", "find_layers"]
 
 #: The fewest weights of a layer that ``MeanCode(by_input=True)`` gathers into one (in ×
 #: out) matrix (see ``MeanCode._by_input``: where the gathers cost less than they save).
-BY_INPUT_MIN = 1 << 16
+BY_INPUT_MIN = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -246,11 +246,12 @@ class MeanCode:
         order once and hands its gradient back in P's. For a compiler given the whole
         step (``mean_function``, under ``jax.jit``): XLA multiplies by a strided (out ×
         in+1) view of P more slowly than by a contiguous matrix -- measured on one core,
-        beside a hand-written ``jax.jit`` step: 64-2048-10 1.14× its time as views, 1.05×
-        gathered; 784-256-256-10 1.05× and 1.02× -- while the two gathers cost a few tens
-        of µs whatever the size (64-32-10: 1.07× and 1.19×): so only layers of
-        :data:`BY_INPUT_MIN` weights or more are gathered. numpy's BLAS reads the view as
-        fast (and takes the biases in the product). None when no layer is gathered."""
+        alternated with a hand-written ``jax.jit`` step: 64-2048-10 1.14× its time as
+        views, 1.05× gathered; 64-512-10 1.12× and 0.95×; 784-256-256-10 1.05× and
+        1.02× -- while gathering small layers costs more than it saves (64-32-10, every
+        layer gathered: 0.99× → 1.06×): so only layers of :data:`BY_INPUT_MIN` weights or
+        more are gathered. numpy's BLAS reads the view as fast (and takes the biases in
+        the product). None when no layer is gathered."""
         order = list(range(self.n_shared_inputs))
         found = False
         for grp in self.plan.groups:
