@@ -382,3 +382,18 @@ def test_a_large_layer_is_read_in_by_out_by_the_code_a_compiler_is_given():
     (whole,) = [p.source for k, p in traced._programs.items() if k[0] == "mean" and k[-1]]
     assert "P = _xp.take(P, _perm, axis=0)" in whole
     assert f"W0 = _xp.reshape(P[0:{n * n}], ({n}, {n}))" in whole
+    # one compiled function from four threads at once, each with its own weights: each
+    # gets the bits it gets alone
+    fn = traced.mean_function(P, [X])
+    weights = [P * (1.0 + 0.1 * k) for k in range(4)]
+    alone = [fn(w, [X]) for w in weights]
+    got: dict[int, object] = {}
+
+    def work(k):
+        for _ in range(5):
+            got[k] = fn(weights[k], [X])
+
+    assert run_together([lambda k=k: work(k) for k in range(4)], switch_interval=1e-6) == []
+    for k in range(4):
+        assert float(got[k][0]) == float(alone[k][0])
+        assert got[k][1].tobytes() == alone[k][1].tobytes()

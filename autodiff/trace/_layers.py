@@ -143,7 +143,10 @@ class MeanCode:
     training step asks for none of the data's, so a first layer's ``gA = gU @ Wᵀ`` is
     never written). The gradient of the mean flows back through the plan's pieces:
     ``Aᵀ @ gU`` for a layer's weights, ``gU @ Wᵀ`` for its inputs, sums over the batch
-    for the shared numbers, collected into one array. Everything is decided here: one
+    for the shared numbers, collected into one array. With ``by_input`` (the code a
+    compiler is given whole) each large layer's weights are first gathered from P into
+    one contiguous (in × out) matrix and the gradient handed back in P's order
+    (:meth:`_by_input`). Everything is decided here: one
     compiled function per device, each with its own globals, never rewritten by a call,
     so one program runs from several threads, on several devices, at once.
     """
