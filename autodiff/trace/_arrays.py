@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import numbers
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from autodiff.extras import require
@@ -128,16 +128,14 @@ def row_start(name: str) -> int | None:
     return RULES[name].rows
 
 
-@contextlib.contextmanager
-def errors(np_like: bool, loud: bool) -> Iterator[None]:
-    """numpy's floating-point errors raised (loud) or ignored; nothing elsewhere."""
+def errors(np_like: bool, loud: bool) -> contextlib.AbstractContextManager[Any]:
+    """numpy's floating-point errors raised (loud) or ignored; nothing elsewhere. (A
+    context made directly, not by a generator: it is entered once per training step.)"""
     if not np_like:
-        yield
-        return
+        return contextlib.nullcontext()
     import numpy as np
 
-    with np.errstate(all="raise" if loud else "ignore", under="ignore"):
-        yield
+    return np.errstate(all="raise" if loud else "ignore", under="ignore")
 
 
 def quiet_for(xp: Any) -> Callable[[], Any]:
