@@ -456,14 +456,20 @@ def torch_row(
 ) -> tuple[str, ...]:
     """A row of autodiff (`ours`, "a") beside a peer (`theirs`, "t": PyTorch unless `peer`
     says): per-step medians (minimums) of blocks of `k` steps, in ms, and the ratio of
-    the medians."""
+    the medians -- with the middle half of the rounds' own ratios (each round times both
+    in turn, so a round's ratio is a paired measurement: a ratio whose middle half
+    straddles a target is not known to be either side of it on this machine)."""
     a, t = res[ours], res[theirs]
     a_med, t_med = statistics.median(a) / k, statistics.median(t) / k
+    spread = ""
+    if len(a) == len(t) >= 4:
+        q1, _, q3 = statistics.quantiles([x / y for x, y in zip(a, t)], n=4)
+        spread = f" (rounds {q1:.2f}–{q3:.2f})"
     return (
         label,
         f"{a_med * 1e3:.2f} ({min(a) / k * 1e3:.2f})",
         f"{t_med * 1e3:.2f} ({min(t) / k * 1e3:.2f}) {peer}",
-        f"{a_med / t_med:.2f}× {peer}'s time",
+        f"{a_med / t_med:.2f}× {peer}'s time{spread}",
         "ms",
     )
 
@@ -589,7 +595,10 @@ def wide_table(
         "one busy core. PyTorch and JAX run in "
         "this process, where compile_batch_step has set keep_memory (a process-wide "
         "allocator setting, which acts on their arrays too -- XLA's temporaries above all: "
-        "see the keep_memory rows)."
+        "see the keep_memory rows). Beside each ratio of medians, in brackets, the middle "
+        "half (quartiles) of the rounds' own ratios: each round times every peer in turn, so "
+        "one round's ratio is a paired measurement, and a target inside the brackets is not "
+        "met or missed beyond this machine's noise."
     )
     notes.append(gpu_note())
     if not quick:
