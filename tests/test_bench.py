@@ -149,3 +149,18 @@ def test_the_bench_pins_itself_and_the_processes_it_starts_to_one_cpu():
     assert out[1] == str(cpu)
     assert out[2].strip() == f"[{cpu}] [{cpu}]"  # the run, and a process it starts
     assert len(os.sched_getaffinity(0)) == int(out[0])  # importing the bench pins nothing
+
+
+def test_a_ratios_spread_is_of_the_rounds_paired_ratios():
+    """The brackets beside a ratio are the quartiles of each round's own ratio (both peers
+    timed in that round), not the peers' quartiles divided: ours takes 2 every round while
+    the peer alternates 1 and 2, so the rounds' ratios are 2, 1, 2, 1 (quartiles 1.00 and
+    2.00; dividing the quartiles would give 2.00 and 1.00). Too few rounds: no brackets."""
+    import statistics
+
+    res = {"a": [2.0, 2.0, 2.0, 2.0], "t": [1.0, 2.0, 1.0, 2.0]}
+    assert bench.torch_row("x", res, 1, "peer")[3] == "1.33× peer's time (rounds 1.00–2.00)"
+    res = {"a": [3.0, 1.0, 2.0, 2.0, 2.0], "t": [1.0, 1.0, 1.0, 1.0, 2.0]}
+    q1, _, q3 = statistics.quantiles([3.0, 1.0, 2.0, 2.0, 1.0], n=4)
+    assert bench.torch_row("x", res, 1, "peer")[3].endswith(f"(rounds {q1:.2f}–{q3:.2f})")
+    assert "rounds" not in bench.torch_row("x", {"a": [1.0], "t": [2.0]}, 1, "peer")[3]
