@@ -9,6 +9,8 @@ import struct
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autodiff import trace
 from nn import losses
@@ -133,6 +135,35 @@ def test_no_dead_lines_and_inputs_checked_per_array():
     for wrong in (shared[:-1], shared.astype(np.float32), shared.reshape(1, -1)):
         with pytest.raises(ValueError, match="shared inputs as one 1-D float64 array"):
             run(wrong)
+
+
+@given(
+    values=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+        min_size=1,
+        max_size=300,
+    ),
+    scale=st.sampled_from([1.0, 1e300, 1e-300, -0.0]),
+)
+def test_a_steps_mean_and_finiteness_on_numpy_are_the_namespaces(values, scale):
+    """A batched step reads its mean and whether its gradient is finite through numpy's own
+    reductions (autodiff.trace._arrays.reductions: no wrappers around them): the mean is
+    the namespace's mean bit for bit (the same sum, then ÷ n; NaN where it is NaN), the
+    test the namespace's ``all(isfinite)`` -- at any length, with NaN, ±inf, −0.0,
+    subnormals and sums that overflow."""
+    import array_api_compat
+
+    from autodiff.trace._arrays import reductions
+
+    xp = array_api_compat.array_namespace(np.zeros(1))
+    mean, all_finite = reductions(xp)
+    with np.errstate(all="ignore"):
+        v = np.array(values) * scale
+        want = float(xp.mean(v))
+        got = mean(v)
+    assert bits(np.array([got])) == bits(np.array([want])) or (got != got and want != want)
+    assert all_finite(v) is bool(xp.all(xp.isfinite(v)))
+    assert mean(2.5) == 2.5 and mean(np.float64(-0.0)) == 0.0  # a loss the batch does not move
 
 
 def test_a_nan_in_the_batch_takes_the_exact_path():

@@ -42,6 +42,7 @@ from autodiff.trace._arrays import (
     kernels,
     namespace,
     numpy_like,
+    reductions,
     to_list,
 )
 from autodiff.trace._layers import MeanCode
@@ -298,7 +299,7 @@ class BatchedTraced:
             lambda loud: prog.run(args, size, device), args, size, xp
         )
         self._check_values(value, args, size, xp)
-        mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)
+        mean = reductions(xp)[0](value)
         shared_list = to_list(shared, xp) if shared is not None else []
         if not (math.isfinite(mean) and all(map(math.isfinite, shared_list))):
             # NaN or inf somewhere: the exact per-sample results, averaged
@@ -364,6 +365,7 @@ class BatchedTraced:
         taken = prog.columns(columns)  # as its code takes them, made once for the batch
         shape = tuple(shared.shape)
         kw = {} if device is None or self._np_like(xp) else {"device": device}
+        mean_of, all_finite = reductions(xp)
 
         def step(values: Any) -> tuple[float, Any]:
             if tuple(values.shape) != shape or values.dtype != xp.float64:
@@ -385,10 +387,10 @@ class BatchedTraced:
                 xp,
             )
             self._check_values(value, args, size, xp)
-            mean = float(xp.mean(value)) if hasattr(value, "shape") else float(value)
+            mean = mean_of(value)
             if grads is None:
                 grads = xp.zeros_like(values)
-            elif not (math.isfinite(mean) and bool(xp.all(xp.isfinite(grads)))):
+            elif not (math.isfinite(mean) and all_finite(grads)):
                 mean, slow = self.mean_value_and_grad(args())  # NaN or inf: the exact way
                 grads = xp.asarray(slow[:n_shared], dtype=xp.float64, **kw)
             grads += 0.0  # a zero gradient is +0.0, as backward's (the array is the step's own)
