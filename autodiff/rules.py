@@ -287,8 +287,9 @@ def _nll_float(y: float, *zs: float) -> float:
 
 
 def _nll_local(*args: Num) -> tuple[Num, ...]:
-    # ∂/∂y = 0 (a label); ∂/∂zₖ = softmax(z)ₖ − [k = y], the softmax shifted by the largest
-    # finite score m, a number that cancels (no derivative): e^(zₖ − m) / Σⱼ e^(zⱼ − m).
+    # ∂/∂y = 0 (a label); ∂/∂zₖ = softmax(z)ₖ − [k = y], the softmax of the scores less the
+    # label's (as _nll_float takes them), shifted by the largest finite one m, a number that
+    # cancels (no derivative): e^(dₖ − m) / Σⱼ e^(dⱼ − m), dₖ = zₖ − z_y.
     # With the label's score at −inf that is softmax − one-hot still (PyTorch's gradient
     # of its +inf loss); a NaN or +inf score makes every derivative NaN, as there.
     y, zs = args[0], args[1:-1]
@@ -298,6 +299,10 @@ def _nll_local(*args: Num) -> tuple[Num, ...]:
     if any(x != x or x == _INF for x in nums) or not finite:
         # NaN, and on Values a NaN whose own derivatives are NaN at every order
         return (0.0, *[exp(z * _NAN) for z in zs])
+    zy = zs[int(k)]
+    if nums[int(k)] - nums[int(k)] == 0.0:  # shifted by the label's score first, as the loss
+        zs = tuple(z - zy if i != k else 0.0 for i, z in enumerate(zs))
+        finite = [number(z) for z in zs if number(z) - number(z) == 0.0]
     m = max(finite)
     e = [exp(z - m) for z in zs]
     total = reduce(operator.add, e)  # the same sum, left to right, on floats and Values
@@ -510,6 +515,12 @@ class Rule:
     the :class:`~autodiff.engine.Value` method that applies the operation
     (``"exp"``, or an operator: ``"__sub__"`` also gives ``__rsub__``), with ``doc``
     as its docstring; user operations usually have none and are called as functions.
+    ``array_with_local(xp, *inputs)``, optional, with ``array`` and ``array_local``, gives
+    both at once, ``(out, locals)``, for a rule over a row of scores (``rows``) whose two
+    share their work (nll: one exp a score serves the loss and the softmax): to the bit
+    what the two give one after the other (tests/test_multiclass.py holds it to that);
+    batched code that holds the row as one matrix and will need the derivatives calls it
+    in the forward pass.
     """
 
     name: str
@@ -522,6 +533,7 @@ class Rule:
     rows: int | None = None
     method: str = ""
     doc: str = ""
+    array_with_local: Callable[..., tuple[Any, tuple[Any, ...]]] | None = None
 
     def check(self) -> None:
         """Refuse a malformed rule, naming it: a name that cannot name generated code, a
@@ -535,7 +547,7 @@ class Rule:
         for part in ("forward", "local"):
             if not callable(getattr(self, part)):
                 raise TypeError(f"{where}: {part} must be callable, got {getattr(self, part)!r}")
-        for part in ("array", "array_local"):
+        for part in ("array", "array_local", "array_with_local"):
             if getattr(self, part) is not None and not callable(getattr(self, part)):
                 raise TypeError(
                     f"{where}: {part} must be callable or None, got {getattr(self, part)!r}"
@@ -549,6 +561,11 @@ class Rule:
             raise ValueError(
                 f"{where}: rows must be None or the index of an input, with array and "
                 f"array_local given (they take the row as one matrix), got {self.rows!r}"
+            )
+        if self.array_with_local is not None and self.rows is None:
+            raise ValueError(
+                f"{where}: array_with_local is for a rule over a row of scores: it stands for "
+                "array and array_local at once; give rows, array and array_local too"
             )
         if not isinstance(self.method, str) or (self.method and not self.method.isidentifier()):
             raise ValueError(
@@ -743,26 +760,48 @@ def _by_row(xp: Any, zc: Any) -> Any:
     return xp.matrix_transpose(zc) if zc.ndim == 2 else zc
 
 
-def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
-    # row by row: the label's score subtracted -- its own term zy − zy is 0.0 exactly for
-    # a finite zy, NaN for an infinite one -- then the log-sum-exp shifted by the largest
-    # term (≥ 0.0, the label's); class by class (_by_score)
-    z, _ = _scores(xp, zs)
-    zy = _picked(xp, _label_index(xp, "nll", y, z), z)
-    d = _by_score(xp, z) - zy
+def _nll_rows(xp: Any, y: Any, z: Any) -> tuple[Any, Any, Any, Any]:
+    """What nll's forward and its derivatives share, row by row: the labels' indices, the
+    rows' largest term m, and e^(d − m) with its sums over each row, d the scores less the
+    label's -- its own term zy − zy is 0.0 exactly for a finite zy, NaN for an infinite one,
+    so that m ≥ 0.0 -- class by class (_by_score), as _nll_float and _nll_local compute."""
+    index = _label_index(xp, "nll", y, z)
+    d = _by_score(xp, z) - _picked(xp, index, z)
     m = xp.max(d, axis=0)
-    return m + xp.log(xp.sum(xp.exp(d - m), axis=0))
+    e = xp.exp(d - m)
+    return index, m, e, xp.sum(e, axis=0)
+
+
+def _nll_array(xp: Any, y: Any, *zs: Any) -> Any:
+    # row by row: the log-sum-exp of the scores less the label's (_nll_rows)
+    _, m, _, total = _nll_rows(xp, y, _scores(xp, zs)[0])
+    return m + xp.log(total)
+
+
+def _nll_grads(xp: Any, y: Any, rows: tuple[Any, ...], whole: bool) -> tuple[Any, ...]:
+    # softmax − one-hot from _nll_rows' parts, handed back in the scores' shape: on numpy the
+    # labels' places of the (classes × batch) softmax made 1 less in place, one pass
+    index, _, e, total = rows
+    if is_numpy(xp) and e.ndim == 2:
+        e /= total
+        b = e.shape[1]
+        xp.reshape(e, (-1,))[index[:, 0] * b + xp.arange(b)] -= 1.0
+        soft = e
+    else:
+        soft = e / total - xp.astype(_class_numbers(xp, e) == _arr(xp, y), xp.float64)
+    return (xp.zeros_like(_arr(xp, y)), *_by_class(_by_row(xp, soft), whole))
 
 
 def _nll_array_local(xp: Any, y: Any, *rest: Any) -> tuple[Any, ...]:
-    # row by row: softmax − one-hot, shifted by the largest score (finite where the loss
-    # is); class by class (_by_score), handed back in the scores' shape
     z, whole = _scores(xp, rest[:-1])
-    zc = _by_score(xp, z)
-    e = xp.exp(zc - xp.max(zc, axis=0))
-    rows = e / xp.sum(e, axis=0)
-    rows -= xp.astype(_class_numbers(xp, zc) == _arr(xp, y), xp.float64)
-    return (xp.zeros_like(_arr(xp, y)), *_by_class(_by_row(xp, rows), whole))
+    return _nll_grads(xp, y, _nll_rows(xp, y, z), whole)
+
+
+def _nll_array_with_local(xp: Any, y: Any, *zs: Any) -> tuple[Any, tuple[Any, ...]]:
+    # the loss and its derivatives from one pass of _nll_rows (one exp a score, not two)
+    z, whole = _scores(xp, zs)
+    rows = _nll_rows(xp, y, z)
+    return rows[1] + xp.log(rows[3]), _nll_grads(xp, y, rows, whole)
 
 
 #: name -> Rule. The op name stored on a node is the key here.
@@ -820,7 +859,8 @@ RULES: dict[str, Rule] = {
         # −log softmax(z)[y], one sample's cross-entropy: exact for finite z, PyTorch's
         # limits for infinite ones (a −inf at the label's class: +inf, softmax − one-hot)
         Rule("nll", "−log softmax", _nll_float, _nll_local,
-             array=_nll_array, array_local=_nll_array_local, rows=1),
+             array=_nll_array, array_local=_nll_array_local, rows=1,
+             array_with_local=_nll_array_with_local),
     )
 }
 # fmt: on

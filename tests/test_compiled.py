@@ -3,6 +3,7 @@ per-Value path and Values that are current whenever they are looked at."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import struct
@@ -372,6 +373,30 @@ def test_a_training_step_computes_no_gradient_for_the_data():
     mean, grads = step.traced.mean_value_and_grad_arrays(shared, columns)
     slow_mean, slow = step.traced.mean_value_and_grad([*shared.tolist(), *columns])
     assert mean == slow_mean and bits(grads) == bits(slow[:n])
+
+
+def test_the_loss_and_its_derivatives_come_from_one_call_with_two_calls_numbers(monkeypatch):
+    """A cross-entropy step takes nll's loss and derivatives from one call of its
+    array_with_local in the forward pass; the same code printed with the two kernels
+    called apart gives the same numbers to the bit."""
+    xs, ys = data()
+    columns = [np.array([x[k] for x in xs]) for k in range(3)] + [np.array(ys, dtype=float)]
+
+    def step_code():
+        model = MLP(3, [8, 3], seed=2)
+        step = compile_batch_step(model, ce(model), xs, ys, SGD(model.parameters(), 0.1))
+        shared = np.array([p.data for p in model.parameters()])
+        source = step.traced.mean_source([*shared.tolist(), *columns], per_sample_grads=False)
+        return source, step.traced.mean_value_and_grad_arrays(shared, columns)
+
+    source, (mean, grads) = step_code()
+    assert "= _b_nll(" in source and "_l_nll" not in source
+    layers = importlib.import_module("autodiff.trace._layers")
+    kernels = layers.kernels
+    monkeypatch.setattr(layers, "kernels", lambda xp: (*kernels(xp)[:3], {}))
+    source, (mean_apart, grads_apart) = step_code()
+    assert "= _l_nll(" in source and "_b_nll" not in source
+    assert mean == mean_apart and bits(grads) == bits(grads_apart)
 
 
 def test_the_batch_as_one_matrix_gives_the_columns_numbers_and_is_not_restacked():

@@ -103,7 +103,7 @@ _LAYOUT = {
     "neurons": "B0 = _xp.reshape(P[0:8], (2, 4))",
     "by_input": "W0 = _xp.reshape(P[0:6], (3, 2))",
     "bias_first": "W0 = _xp.reshape(_xp.take(P, ",
-    "classes": "_f_nll(",
+    "classes": "_b_nll(",
     # constant weights gathered from the constants, a mix of both from the two end to end
     "constants": ("W0 = _xp.reshape(_xp.take(_K, ", "W2 = _xp.reshape(_xp.take(S, "),
 }
@@ -171,14 +171,18 @@ def test_awkward_layers_give_eagers_mean_and_gradient(name, monkeypatch):
 
 def test_the_multi_class_rules_get_the_score_matrix_whole_in_one_call():
     """A row of scores that a layer holds whole goes to the rule's array kernels as that
-    matrix -- one call for nll, its derivative one matrix -- and the numbers are those of
-    the same kernels given one column per class."""
+    matrix -- one call for nll's loss and derivatives at once, its derivatives one matrix --
+    and the numbers are those of the same kernels given one column per class."""
     weights, batch = _data(2, labels=True)
     traced = trace(_models()["classes"], [*weights, *batch[0]], batched=True)
     columns = [np.array([s[k] for s in batch]) for k in range(3)]
     source = traced.mean_source([*weights, *columns])
-    assert source.count("_f_nll(") == 1 and re.search(r"_f_nll\(\w+, u\d+\)", source)
-    assert re.search(r"_l_nll\(\w+, u\d+, v\d+\)", source)
+    # (the loss and its derivatives at once: the derivatives are needed)
+    assert source.count("_b_nll(") == 1 and re.search(r"v\d+, d\d+ = _b_nll\(\w+, u\d+\)", source)
+    assert "_f_nll" not in source and "_l_nll" not in source
+    assert re.search(r"_f_logsumexp\(u\d+\)", source) and re.search(
+        r"_l_logsumexp\(u\d+, v\d+\)", source
+    )
     assert "u0[:, " not in source  # no class column read one by one
     import array_api_compat.numpy as xp
 

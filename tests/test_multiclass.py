@@ -10,8 +10,11 @@ import struct
 import numpy as np
 import oracle
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from autodiff import Value, grad, hessian, trace
+from autodiff.rules import RULES
 from nn import losses
 from nn.module import MLP
 from nn.optim import SGD
@@ -294,3 +297,49 @@ def test_every_rules_local_derivatives_are_the_same_bits_on_floats_and_on_values
                 assert bits([float(d) if type(d) is float else d.data for d in on_values]) == (
                     bits(on_floats)
                 ), (name, point)
+
+
+WITH_LOCAL = sorted(name for name, rule in RULES.items() if rule.array_with_local is not None)
+
+
+def test_the_rules_that_give_value_and_derivatives_at_once_are_nlls():
+    assert WITH_LOCAL == ["nll"]  # (a new one is covered by the test below by itself)
+
+
+def the_same(a, b) -> bool:
+    """Equal arrays to the bit, NaN where NaN (its payload aside)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    nan = np.isnan(a)
+    return bool((nan == np.isnan(b)).all()) and bits(a[~nan].ravel()) == bits(b[~nan].ravel())
+
+
+@pytest.mark.parametrize("name", WITH_LOCAL)
+@given(
+    rows=st.integers(1, 40),
+    k=st.integers(2, 12),
+    scale=st.sampled_from([1.0, 30.0, 1e300, 1e-300]),
+    special=st.lists(st.sampled_from([math.inf, -math.inf, math.nan, -0.0, 0.0]), max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+    shared_label=st.booleans(),
+)
+def test_value_and_derivatives_at_once_are_the_two_kernels_bit_for_bit(
+    name, rows, k, scale, special, seed, shared_label
+):
+    """A rule's array_with_local is array and array_local one after the other, to the bit:
+    at random scores of any scale, with infinities, NaN and zeros of both signs among them,
+    one label for each row or one for all, the scores as one matrix or one column per class.
+    """
+    rule = RULES[name]
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, k)) * scale
+    for i, v in enumerate(special):
+        z.flat[(i * 7919 + seed) % z.size] = v
+    y = float(rng.integers(k)) if shared_label else rng.integers(0, k, rows).astype(float)
+    for scores in ((z,), tuple(z.T)):  # one matrix, or one column per class
+        with np.errstate(all="ignore"):
+            out = rule.array(np, y, *scores)
+            locals_ = rule.array_local(np, y, *scores, out)
+            both_out, both_locals = rule.array_with_local(np, y, *scores)
+        assert the_same(both_out, out)
+        assert len(both_locals) == len(locals_)
+        assert all(the_same(a, b) for a, b in zip(both_locals, locals_))

@@ -150,6 +150,12 @@ def test_the_renders_draw_its_symbol_and_formula():
         (Rule("bad", "b", abs, lambda a, out: (1.0,), array=1), TypeError, "array must be"),  # type: ignore[arg-type]
         (Rule("exp", "e", math.exp, lambda a, out: (out,)), ValueError, "'exp' is taken"),
         (Rule("bad", "b", abs, lambda a, out: (1.0,), array_local=2), TypeError, "array_local"),  # type: ignore[arg-type]
+        (
+            Rule("bad", "b", abs, lambda a, out: (1.0,), array_with_local=abs),
+            ValueError,
+            "give rows",
+        ),
+        (Rule("bad", "b", abs, lambda a, out: (1.0,), array_with_local=3), TypeError, "array_with"),  # type: ignore[arg-type]
         (Rule("bad", "b", abs, lambda a, out: (1.0,), method="a-b"), ValueError, "method must"),
         (Rule("bad", "b", abs, lambda a, out: (1.0,), doc=3), TypeError, "doc must be"),  # type: ignore[arg-type]
         (Rule("bad", "b", abs, lambda a, out: (1.0,), method="data"), ValueError, "'data'"),

@@ -68,22 +68,27 @@ def numpy_like(xp: Any) -> bool:
 
 def kernels(
     xp: Any,
-) -> tuple[dict[str, object], dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
-    """Helpers, forward kernels and local-derivative kernels for the namespace `xp`,
-    from each Rule's ``array`` and ``array_local`` (see the module docstring). Made from
-    one snapshot of the table (``dict(RULES)`` is atomic), so an operation added in
-    another thread meanwhile is either wholly in it or not at all."""
+) -> tuple[
+    dict[str, object],
+    dict[str, Callable[..., Any]],
+    dict[str, Callable[..., Any]],
+    dict[str, Callable[..., Any]],
+]:
+    """Helpers, forward kernels, local-derivative kernels and kernels of both at once for
+    the namespace `xp`, from each Rule's ``array``, ``array_local`` and
+    ``array_with_local`` (see the module docstring). Made from one snapshot of the table
+    (``dict(RULES)`` is atomic), so an operation added in another thread meanwhile is
+    either wholly in it or not at all."""
     table = dict(RULES)
-    forward: dict[str, Callable[..., Any]] = {
-        name: functools.partial(rule.array, xp)
-        for name, rule in table.items()
-        if rule.array is not None
-    }
-    local: dict[str, Callable[..., Any]] = {
-        name: functools.partial(rule.array_local, xp)
-        for name, rule in table.items()
-        if rule.array_local is not None
-    }
+    kinds: list[dict[str, Callable[..., Any]]] = [
+        {
+            name: functools.partial(getattr(rule, part), xp)
+            for name, rule in table.items()
+            if getattr(rule, part) is not None
+        }
+        for part in ("array", "array_local", "array_with_local")
+    ]
+    forward, local, both = kinds
     calls = helpers(xp)  # the helpers the templates call, as every printer has them
     if numpy_like(xp):  # operations without array kernels: mapped element by element
         for name, rule in table.items():
@@ -91,7 +96,7 @@ def kernels(
                 forward[name] = _map_forward(rule.forward)
             if name not in local:
                 local[name] = _map_local(rule.local, rule.arity)
-    return calls, forward, local
+    return calls, forward, local, both
 
 
 def _map_forward(fn: Callable[..., float]) -> Callable[..., Any]:

@@ -138,7 +138,7 @@ class BatchedTraced:
         key = ("sample", xp.__name__)
         prog = self._programs.get(key)
         if prog is None:
-            helpers, fk, lk = kernels(xp)
+            helpers, fk, lk, _ = kernels(xp)
             code = LineCode(
                 self._program, self._names, sym=ArraySym, forward_kernels=fk, local_kernels=lk
             )

@@ -216,7 +216,7 @@ class MeanCode:
             elif all(s in self.block and self.widths[self.block[s][0]] == 1 for s in grp.inputs):
                 xs = [self._value(s).code for s in grp.inputs]
                 self.folded[g] = f"_xp.stack([{', '.join(xs)}, _xp.ones_like({xs[0]})], axis=1)"
-        helpers, self._fk, self._lk = kernels(xp)
+        helpers, self._fk, self._lk, self._bk = kernels(xp)
         self.namespace: dict[str, object] = {**helpers, "_quiet": quiet_for(xp)}
         self._index_lists: dict[str, list[Any]] = {}
         self._shared_dot_index: dict[int, tuple[str, str]] = {}
@@ -224,6 +224,9 @@ class MeanCode:
         # a line over a row of scores that a group holds whole -> (the row's first input,
         # the group): the kernels are given the group's matrix (Rule.rows)
         self._rows: dict[int, tuple[int, int]] = {}
+        # such a line whose derivatives the backward pass reads -> the variable that holds
+        # them, made with its value by the rule's array_with_local (one pass for both)
+        self._with_local: dict[int, str] = {}
         # the backward pass's bookkeeping, filled as it is printed
         # line slot -> its gradient's terms, each with the program's edges it stands for
         self._acc: dict[int, list[tuple[tuple[tuple[int, int], ...], str]]] = {}
@@ -453,6 +456,10 @@ class MeanCode:
             if first is not None and list(row) == list(self.plan.groups[first[0]].cols):
                 self._rows[s] = (start, first[0])  # the row: all of a group, in order
                 args = [*args[:start], ArraySym(self._gname(first[0]))]
+                if self.wanted[s] and name in self._bk:
+                    self.namespace[f"_b_{name}"] = self._bk[name]
+                    self._with_local[s] = f"d{s}"
+                    return [f"    v{s}, d{s} = _b_{name}({', '.join(x.code for x in args)})"]
         return [f"    v{s} = {self._apply(name, args)}"]
 
     # -- backward ---------------------------------------------------------------------------
@@ -544,11 +551,13 @@ class MeanCode:
         gs = ArraySym(g)
         if s in self._rows:  # the row's derivatives as one matrix, × the gradient, row by row
             start, grp = self._rows[s]
-            name = self.tape.op[s]
-            self.namespace[f"_l_{name}"] = self._lk[name]
-            tmp = self._tmp()
-            given = [*(self._value(p).code for p in a[:start]), self._gname(grp), f"v{s}"]
-            lines.append(f"    {tmp} = _l_{name}({', '.join(given)})")
+            tmp = self._with_local.get(s, "")
+            if not tmp:  # (not made with the value by the forward pass)
+                name = self.tape.op[s]
+                self.namespace[f"_l_{name}"] = self._lk[name]
+                tmp = self._tmp()
+                given = [*(self._value(p).code for p in a[:start]), self._gname(grp), f"v{s}"]
+                lines.append(f"    {tmp} = _l_{name}({', '.join(given)})")
             self._full.setdefault(grp, []).append(f"{tmp}[{start}] * _xp.reshape({g}, (-1, 1))")
             locals_: list[float | Sym] = [ArraySym(f"{tmp}[{k}]") for k in range(start)]
         else:
