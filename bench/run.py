@@ -56,6 +56,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 import argparse
+import functools
 import gc
 import importlib.util
 import itertools
@@ -445,6 +446,45 @@ def numpy_step(
     return numpy_adam_step(W, b, xs, ys, classes, 1e-3)
 
 
+def products_alone(
+    nin: int, sizes: list[int], n: int = 1000, seed: int = 0
+) -> tuple[Callable[[], Any], Callable[[], Any]] | None:
+    """A wide workload's matrix products alone, as a training step makes them -- per layer
+    A @ W, the weights' gradient gUᵀ @ A and (past the first) the inputs' gU @ Wᵀ, at the
+    step's shapes (a layer of one neuron's gU @ Wᵀ is an outer product, which the steps make
+    elementwise: left out) -- by numpy (its BLAS) and under jax.jit (XLA), every product
+    returned: how far apart the two libraries' products are, before any elementwise pass.
+    None without JAX."""
+    try:
+        import jax
+    except ImportError:
+        return None
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    rng = np.random.default_rng(seed)
+    dims = [nin, *sizes]
+    A = [rng.standard_normal((n, d)) for d in dims[:-1]]
+    W = [rng.standard_normal((d, e)) for d, e in itertools.pairwise(dims)]
+    G = [rng.standard_normal((n, e)) for e in dims[1:]]
+
+    def products(A: list[Any], W: list[Any], G: list[Any]) -> list[Any]:
+        out = []
+        for layer, (a, w, g) in enumerate(zip(A, W, G)):
+            out += [a @ w, g.T @ a] + ([g @ w.T] if layer and w.shape[1] > 1 else [])
+        return out
+
+    on_numpy = functools.partial(products, A, W, G)
+    jitted = jax.jit(products)
+    args = [[jax.numpy.asarray(x) for x in xs] for xs in (A, W, G)]
+
+    def on_xla() -> Any:
+        return jax.block_until_ready(jitted(*args))
+
+    on_xla()  # (compiled here, not timed)
+    return on_numpy, on_xla
+
+
 def wide_compile(nin: int, sizes: list[int], classes: int | None) -> Callable[[], float]:
     """Trace + compile + the first step of a wide workload (the model and data made before)."""
     model, xs, ys, loss, opt = wide_setup(nin, sizes, classes)
@@ -530,6 +570,9 @@ def wide_table(
         if pair is not None:
             (ours_j, ours_cold), (theirs_j, theirs_cold) = pair
             cases["aj"], cases["j"] = ours_j, theirs_j
+        alone = products_alone(nin, sizes, n)
+        if alone is not None:
+            cases["pn"], cases["pj"] = alone
         compiled = None if quick else torch_compiled_steps(nin, sizes, classes, n)
         if compiled is not None:
             assert abs(first - compiled[2]) <= 1e-12 * abs(first), f"{name}: torch.compile's loss"
@@ -569,6 +612,17 @@ def wide_table(
                     "  our step under jax.jit vs hand-written jax.jit", res, k, "jax.jit", "aj", "j"
                 )
             )
+        if "pj" in res:
+            rows.append(
+                torch_row(
+                    "  the step's matrix products alone: numpy vs jax.jit",
+                    res,
+                    k,
+                    "jax.jit",
+                    "pn",
+                    "pj",
+                )
+            )
         colds = [("hand-written jax.jit", theirs_cold)] if pair is not None else []
         colds += [("torch.compile", compiled[1])] if compiled is not None else []
         rows.append(
@@ -599,6 +653,13 @@ def wide_table(
         "half (quartiles) of the rounds' own ratios: each round times every peer in turn, so "
         "one round's ratio is a paired measurement, and a target inside the brackets is not "
         "met or missed beyond this machine's noise."
+    )
+    notes.append(
+        "The row of a step's matrix products alone times, in the same alternation, only the "
+        "products a step makes (per layer A @ W, gUᵀ @ A and gU @ Wᵀ, at the step's shapes) "
+        "by numpy's BLAS and under jax.jit: the part of a numpy-vs-jax.jit ratio that is the "
+        "libraries' products; the rest is the elementwise passes (biases, relu and its "
+        "mask, the loss, Adam), which XLA fuses and numpy makes one by one."
     )
     notes.append(gpu_note())
     if not quick:

@@ -106,6 +106,30 @@ def test_the_jitted_workloads_compute_the_hand_written_jax_steps_losses(workload
         assert ours() == pytest.approx(theirs(), rel=1e-12)
 
 
+def test_the_products_alone_row_compares_the_same_products():
+    """The row of a workload's matrix products alone times the same products on numpy and
+    under jax.jit: a step's, layer by layer (three per layer, two for the first)."""
+    pytest.importorskip("jax", reason="JAX is not installed: the bench has no such row")
+    import numpy as np
+
+    pair = bench.products_alone(5, [7, 6, 3], n=11)
+    assert pair is not None
+    on_numpy, on_xla = (f() for f in pair)
+    assert [p.shape for p in on_numpy] == [
+        (11, 7),
+        (7, 5),
+        (11, 6),
+        (6, 7),
+        (11, 7),
+        (11, 3),
+        (3, 6),
+        (11, 6),
+    ]
+    assert len(on_xla) == len(on_numpy)
+    for a, b in zip(on_numpy, on_xla):
+        np.testing.assert_allclose(np.asarray(b), a, rtol=1e-12, atol=1e-12)
+
+
 def test_the_gpu_scripts_compiled_rows_run_here_and_say_they_are_not_gpu_rows(capsys):
     """bench/gpu.py --wide: on a machine without a GPU every row says so (and its steps
     agree with PyTorch's and JAX's own, which it checks before timing)."""
