@@ -405,11 +405,14 @@ def _label_index(xp: Any, name: str, y: Any, z: Any) -> Any:
     not on a (batch × n) one-hot."""
     y = _arr(xp, y)
     n = z.shape[-1]
+    ok = (y == xp.floor(y)) & (y >= 0.0) & (y < float(n))
     try:
-        valid = bool(xp.all((y == xp.floor(y)) & (y >= 0.0) & (y < float(n))))
+        valid = bool(xp.all(ok))
     except TypeError:  # traced by jax.jit: no number to check, and the compiled step
         valid = True  # that jits it has run this same code on its labels, untraced
-    if not valid:
+    if not valid:  # the float rule's error, naming the first label that is not one
+        first = int(xp.argmin(xp.astype(xp.reshape(ok, (-1,)), xp.int8)))
+        _class_index(name, float(xp.reshape(y, (-1,))[first]), n)  # (raises: the same test)
         raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
     index = xp.astype(y, xp.int64)
     if index.shape != z.shape[:-1]:  # a label shared by the batch

@@ -387,6 +387,11 @@ def test_the_loss_and_its_derivatives_come_from_one_call_with_two_calls_numbers(
         step = compile_batch_step(model, ce(model), xs, ys, SGD(model.parameters(), 0.1))
         shared = np.array([p.data for p in model.parameters()])
         source = step.traced.mean_source([*shared.tolist(), *columns], per_sample_grads=False)
+        for bad in (3.0, 0.5, -1.0, float("nan")):  # and the same error for a label that is not one
+            labels = columns[3].copy()
+            labels[1] = bad
+            with pytest.raises(ValueError, match=rf"nll: the label {bad!r} is not a class index"):
+                step.traced.mean_value_and_grad_arrays(shared, [*columns[:3], labels])
         return source, step.traced.mean_value_and_grad_arrays(shared, columns)
 
     source, (mean, grads) = step_code()
