@@ -787,8 +787,7 @@ def _nll_grads(xp: Any, y: Any, rows: tuple[Any, ...], whole: bool) -> tuple[Any
     index, _, e, total = rows
     if is_numpy(xp) and e.ndim == 2:
         e /= total
-        b = e.shape[1]
-        xp.reshape(e, (-1,))[index[:, 0] * b + xp.arange(b)] -= 1.0
+        e[index[:, 0], xp.arange(e.shape[1])] -= 1.0
         soft = e
     else:
         soft = e / total - xp.astype(_class_numbers(xp, e) == _arr(xp, y), xp.float64)
