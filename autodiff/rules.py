@@ -248,12 +248,17 @@ def _logsumexp_local(*args: Num) -> tuple[Num, ...]:
     return tuple(ei / total for ei in e)
 
 
+def _not_a_class(name: str, y: float, n: int) -> ValueError:
+    """The error for a label y that is not a class index of n classes, naming `name` and y."""
+    return ValueError(
+        f"{name}: the label {y!r} is not a class index (an integer from 0 to {n - 1})"
+    )
+
+
 def _class_index(name: str, y: float, n: int) -> int:
     """The class index y (an integer 0 ≤ y < n) as an int; ValueError naming `name`."""
     if not (y == y and y.is_integer() and 0 <= y < n):
-        raise ValueError(
-            f"{name}: the label {y!r} is not a class index (an integer from 0 to {n - 1})"
-        )
+        raise _not_a_class(name, y, n)
     return int(y)
 
 
@@ -412,8 +417,7 @@ def _label_index(xp: Any, name: str, y: Any, z: Any) -> Any:
         valid = True  # that jits it has run this same code on its labels, untraced
     if not valid:  # the float rule's error, naming the first label that is not one
         first = int(xp.argmin(xp.astype(xp.reshape(ok, (-1,)), xp.int8)))
-        _class_index(name, float(xp.reshape(y, (-1,))[first]), n)  # (raises: the same test)
-        raise ValueError(f"{name}: a label is not a class index (an integer from 0 to {n - 1})")
+        raise _not_a_class(name, float(xp.reshape(y, (-1,))[first]), n)
     index = xp.astype(y, xp.int64)
     if index.shape != z.shape[:-1]:  # a label shared by the batch
         index = xp.broadcast_to(index, z.shape[:-1])
